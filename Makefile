@@ -1,0 +1,178 @@
+# portable-env: a folder of Python files -> a verified, relocatable conda
+# environment tarball.  `make help` lists the targets.
+#
+# The graph (every artifact a file; see README.md):
+#   projects/P/*.py *.ipynb --scan-->   build/P/deps.yml
+#   + templates/, project.yml --render-> build/P/KEY/environment.yml
+#   --lock-->   projects/P/rattler-lock.yml + conda-PLATFORM.lock (KEY=default)
+#               build/P/KEY/...                        (CHANNELS/PYTHON override)
+#   --env-->    build/P/KEY/env (+ env.stamp)
+#   --pack, verify--> build/P/KEY/P-PLATFORM.tar.gz --publish--> dist/
+# KEY is "default", or a hash of the CHANNELS/PYTHON overrides, so a build
+# with overrides never touches the project's committed lock.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules --warn-undefined-variables
+.DEFAULT_GOAL := help
+
+PROJECT ?=
+CHANNELS ?=
+PYTHON ?=
+V ?=
+
+VENV := .venv
+TOOLS := $(VENV)/.installed
+PKGS ?= build/pkgs
+CACHE ?= build/cache
+CHANNEL_DIR ?= build/channel
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+Q := $(if $(V),,@)
+UNAME := $(shell uname -sm)
+PLATFORM := $(or $(word 1,$(foreach p,Linux_x86_64:linux-64 Linux_aarch64:linux-aarch64 \
+  Darwin_arm64:osx-arm64 Darwin_x86_64:osx-64,$(if $(filter $(subst $() ,_,$(UNAME)),$(word 1,$(subst :, ,$(p)))),$(word 2,$(subst :, ,$(p)))))),unsupported)
+
+PROJECTS := $(sort $(patsubst projects/%/,%,$(wildcard projects/*/)))
+PROJECT_GOALS := deps env-file lock check-lock env pack verify
+define nl
+
+
+endef
+project_hint = $(nl)  projects: $(or $(PROJECTS),none yet: create one with make new PROJECT=<name>)$(nl)  usage: make PROJECT=<name> pack
+
+# A project name is a safe directory and file name: letters, digits, . _ -
+SAFE_CHARS := a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z 0 1 2 3 4 5 6 7 8 9 . _ -
+strip_chars = $(if $(2),$(call strip_chars,$(subst $(firstword $(2)),,$(1)),$(wordlist 2,99,$(2))),$(1))
+unsafe_name = $(or $(call strip_chars,$(1),$(SAFE_CHARS)),$(filter-out 1,$(words $(1))),$(filter .% -%,$(1)))
+
+ifneq ($(filter $(PROJECT_GOALS),$(MAKECMDGOALS)),)
+  ifeq ($(strip $(PROJECT)),)
+    $(error PROJECT is not set$(project_hint))
+  else ifneq ($(call unsafe_name,$(PROJECT)),)
+    $(error PROJECT='$(PROJECT)' is not a valid project name (use letters, digits, '.', '_', '-'; no leading '.' or '-')$(project_hint))
+  else ifeq ($(wildcard projects/$(PROJECT)/.),)
+    $(error no project '$(PROJECT)': projects/$(PROJECT)/ does not exist$(project_hint))
+  endif
+endif
+
+.PHONY: help
+help: ## Show this help
+	@echo "usage: make PROJECT=<name> <target> [CHANNELS='url ...'] [PYTHON=3.X] [V=1]"
+	@echo
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo
+	@echo "projects: $(or $(PROJECTS),none)"
+
+.PHONY: tools
+tools: $(TOOLS) ## Install the pinned tools (requirements.txt) into .venv
+$(TOOLS): requirements.txt scripts/check-prereqs
+	$(Q)scripts/check-prereqs
+	@echo "tools: creating $(VENV) from requirements.txt ..." >&2
+	$(Q)rm -rf $(VENV) && python3 -m venv $(VENV)
+	$(Q)$(VENV)/bin/python -m pip install $(if $(V),,-q) --disable-pip-version-check -r requirements.txt
+	$(Q)touch $@
+
+ifneq ($(strip $(PROJECT)),)
+P := $(PROJECT)
+PDIR := projects/$(P)
+BDIR := build/$(P)
+SETTINGS := $(PDIR)/project.yml
+SETTINGS_OPT := $(if $(wildcard $(SETTINGS)),--settings $(SETTINGS))
+OVERRIDES := $(strip $(if $(CHANNELS),channels=$(CHANNELS)) $(if $(PYTHON),python=$(PYTHON)))
+KEY := $(if $(OVERRIDES),override-$(shell printf '%s' '$(OVERRIDES)' | sha256sum | cut -c1-10),default)
+KDIR := $(BDIR)/$(KEY)
+STEP := scripts/step $(P)
+
+# Parse-time bookkeeping, written only when the content changes: the list of
+# sources (so adding or deleting a file rescans) and the override key (so
+# switching CHANNELS/PYTHON republishes dist/).
+SOURCES := $(shell scripts/list-sources $(PDIR))
+_ := $(shell printf '%s\n' $(SOURCES) | scripts/write-if-changed $(BDIR)/sources.txt; \
+  printf '%s\n' '$(KEY) $(OVERRIDES)' | scripts/write-if-changed $(BDIR)/key.txt)
+
+DEPS := $(BDIR)/deps.yml
+ENV_FILE := $(KDIR)/environment.yml
+LOCK_DIR := $(if $(filter default,$(KEY)),$(PDIR),$(KDIR))
+LOCK := $(LOCK_DIR)/rattler-lock.yml
+EXPLICIT := $(LOCK_DIR)/conda-$(PLATFORM).lock
+ENV := $(KDIR)/env
+ENV_STAMP := $(KDIR)/env.stamp
+TARBALL_NAME := $(P)-$(PLATFORM).tar.gz
+PACKED := $(KDIR)/$(TARBALL_NAME)
+TARBALL := dist/$(TARBALL_NAME)
+PACK_OPTS := --format tar.gz $(if $(V),-v)
+LOCK_ARGS = --env-file $(ENV_FILE) --lock $(LOCK) --explicit $(EXPLICIT) --platform $(PLATFORM) \
+  --cache-dir $(CACHE) --deps $(DEPS) --settings $(SETTINGS)
+VERIFY_ARGS = --deps $(DEPS) --env-file $(ENV_FILE) --build-prefix $(CURDIR)/$(ENV) --workdir build/tmp --project $(P)
+
+$(DEPS): $(SOURCES) $(BDIR)/sources.txt $(wildcard $(SETTINGS)) $(wildcard templates/import-map*.yml) \
+    templates/project.yml scripts/find-deps scripts/check-settings | $(TOOLS)
+	$(Q)scripts/check-settings $(SETTINGS)
+	$(Q)$(STEP) scan scripts/find-deps $(PDIR) $(SETTINGS_OPT) > $@.tmp
+	$(Q)mv -f $@.tmp $@
+
+$(ENV_FILE): $(DEPS) $(wildcard $(SETTINGS)) templates/environment.yml scripts/render-env | $(TOOLS)
+	@mkdir -p $(@D)
+	$(Q)$(STEP) render scripts/render-env --name $(P) --template templates/environment.yml --deps $(DEPS) \
+	  $(SETTINGS_OPT) $(if $(CHANNELS),--channels '$(CHANNELS)') $(if $(PYTHON),--python '$(PYTHON)') > $@.tmp
+	$(Q)mv -f $@.tmp $@
+
+# Solves only when environment.yml's content differs from what the lock
+# records (lock-env compares hashes); otherwise it just touches the lock.
+$(LOCK) $(EXPLICIT) &: $(ENV_FILE) | $(TOOLS)
+	$(Q)$(STEP) lock scripts/lock-env $(LOCK_ARGS)
+
+$(ENV_STAMP): $(LOCK) scripts/create-env | $(TOOLS)
+	$(Q)scripts/gate check $@ $^ -- $(ENV)/conda-meta || { \
+	  rm -f $@ && \
+	  $(STEP) env scripts/create-env --lock $(LOCK) --prefix $(ENV) --cache-dir $(PKGS) --platform $(PLATFORM) && \
+	  scripts/gate record $@ $^ ; }
+
+# Packed, then verified at another path, and only then given its final name.
+$(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) requirements.txt scripts/pack-env scripts/verify-pack | $(TOOLS)
+	$(Q)scripts/gate check --salt '$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 || { \
+	  trap 'rm -f $@.unverified' EXIT; rm -f $@.stamp && \
+	  $(STEP) pack scripts/pack-env --prefix $(ENV) --out $@.unverified $(PACK_OPTS) && \
+	  $(STEP) verify scripts/verify-pack $@.unverified $(VERIFY_ARGS) && \
+	  mv -f $@.unverified $@ && \
+	  (cd $(@D) && sha256sum $(@F)) > $@.sha256.tmp && mv -f $@.sha256.tmp $@.sha256 && \
+	  scripts/gate record --salt '$(PACK_OPTS)' $@.stamp $^ ; }
+
+$(TARBALL) $(TARBALL).sha256 &: $(PACKED) $(BDIR)/key.txt
+	$(Q)scripts/publish $(PACKED) dist
+
+.PHONY: $(PROJECT_GOALS)
+deps: $(DEPS) ## Scan PROJECT's imports -> build/PROJECT/deps.yml
+	@cat $<
+env-file: $(ENV_FILE) ## Render build/PROJECT/.../environment.yml
+	@cat $<
+lock: $(ENV_FILE) | $(TOOLS) ## Re-solve PROJECT's lock now (otherwise only when environment.yml changes)
+	$(Q)$(STEP) lock scripts/lock-env $(LOCK_ARGS) --force
+check-lock: $(ENV_FILE) | $(TOOLS) ## Say whether PROJECT's lock is stale, without solving
+	$(Q)scripts/lock-env $(LOCK_ARGS) --check
+env: $(ENV_STAMP) ## Create PROJECT's environment from the lock -> build/PROJECT/.../env
+pack: $(TARBALL) ## Build, pack and verify PROJECT -> dist/PROJECT-PLATFORM.tar.gz
+verify: $(DEPS) $(ENV_FILE) | $(TOOLS) ## Verify dist/PROJECT-PLATFORM.tar.gz again (checksum, unpack, imports)
+	$(Q)$(STEP) verify scripts/verify-pack $(TARBALL) --sha256 $(TARBALL).sha256 $(VERIFY_ARGS)
+endif
+
+.PHONY: clean distclean
+clean: ## Remove build outputs and dist/ tarballs of PROJECT (all projects without PROJECT); keeps locks, tools, caches
+	$(Q)$(if $(strip $(PROJECT)),rm -rf build/$(PROJECT) dist/$(PROJECT)-*,rm -rf $(addprefix build/,$(PROJECTS)) build/tmp dist/*.tar.* dist/*.sha256)
+distclean: clean ## Also remove .venv, the package cache and the local channel
+	$(Q)rm -rf build $(VENV)
+
+.PHONY: channel demo test
+channel: | $(TOOLS) ## Build the offline local channel (host python + PyPI wheels) in build/channel
+	$(Q)scripts/build-channel --out $(CHANNEL_DIR) --wheels templates/demo-channel.txt --cache build/wheels
+
+demo: channel ## Offline demo: pack and verify projects/example against the local channel
+	$(Q)$(MAKE) --no-print-directory PROJECT=example CHANNELS=file://$(CURDIR)/$(CHANNEL_DIR) \
+	  PYTHON=$$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') pack
+
+test: | $(TOOLS) ## Run the test suite (offline; builds the local channel once)
+	$(Q)pytest $(if $(V),-v,-q) tests

@@ -1,0 +1,109 @@
+"""Shared fixtures: the tools on PATH, the real local channel, throwaway repos.
+
+End-to-end tests run the real pipeline (depfinder, py-rattler, conda-pack)
+against a local conda channel built from the host Python and real PyPI
+wheels (scripts/build-channel, cached by content in build/channel). They run
+`make` in a throwaway copy of this repository so projects/ here stays clean.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+PKGS = REPO / "build" / "pkgs"
+CACHE = REPO / "build" / "cache"
+# What a throwaway repo copies: the template, without projects or outputs.
+TEMPLATE_FILES = ["Makefile", "requirements.txt", "requirements.in", "scripts", "templates", "dist/.gitkeep",
+                  ".gitignore"]
+
+
+def tool_env() -> dict[str, str]:
+    """The environment with the tools venv first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env.pop("MAKEFLAGS", None)
+    env.pop("MAKELEVEL", None)
+    return env
+
+
+def run(cmd: list[str] | str, cwd: Path = REPO, check: bool = False, **kw) -> subprocess.CompletedProcess:
+    """Run a command with the tools on PATH; output captured as text."""
+    proc = subprocess.run(cmd, cwd=cwd, env=kw.pop("env", tool_env()), capture_output=True, text=True,
+                          shell=isinstance(cmd, str), **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def script(name: str, *args: str, **kw) -> subprocess.CompletedProcess:
+    """Run scripts/<name> with arguments."""
+    return run([str(REPO / "scripts" / name), *args], **kw)
+
+
+@pytest.fixture(scope="session")
+def channel() -> str:
+    """file:// URL of the real local channel (built once, cached by content)."""
+    out = REPO / "build" / "channel"
+    run([str(REPO / "scripts" / "build-channel"), "--out", str(out), "--wheels",
+         str(REPO / "templates" / "demo-channel.txt"), "--cache", str(REPO / "build" / "wheels")], check=True)
+    return f"file://{out}"
+
+
+@pytest.fixture(scope="session")
+def host_python() -> str:
+    """The python version of the local channel (the host's)."""
+    return "%d.%d" % sys.version_info[:2]
+
+
+class Repo:
+    """A throwaway copy of this repository to run make in."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for name in TEMPLATE_FILES:
+            src, dst = REPO / name, root / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, copy_function=shutil.copy2)
+            else:
+                shutil.copy2(src, dst)
+        (root / ".venv").symlink_to(REPO / ".venv")
+        (root / "projects").mkdir()
+
+    def project(self, name: str, files: dict[str, str], settings: str | None = None) -> Path:
+        """Create projects/<name> with the given files (and project.yml)."""
+        pdir = self.root / "projects" / name
+        for rel, text in files.items():
+            (pdir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (pdir / rel).write_text(text)
+        if settings is not None:
+            (pdir / "project.yml").write_text(settings)
+        return pdir
+
+    def make(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run make here, sharing the package and repodata caches."""
+        return run(["make", f"PKGS={PKGS}", f"CACHE={CACHE}", *args], cwd=self.root, check=check)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    return Repo(tmp_path / "repo")
+
+
+def load_script(name: str):
+    """Import scripts/<name> (a Python script without .py) as a module."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(REPO / "scripts" / name))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
