@@ -76,7 +76,8 @@ $(TOOLS): requirements.txt scripts/check-prereqs
 	$(Q)$(VENV)/bin/python -m pip install $(if $(V),,-q) --disable-pip-version-check -r requirements.txt
 	$(Q)touch $@
 
-ifneq ($(strip $(PROJECT)),)
+# The per-project graph, defined for an existing, safely named PROJECT only.
+ifneq ($(and $(strip $(PROJECT)),$(if $(call unsafe_name,$(PROJECT)),,ok),$(wildcard projects/$(PROJECT)/.)),)
 P := $(PROJECT)
 PDIR := projects/$(P)
 BDIR := build/$(P)
@@ -127,14 +128,14 @@ $(LOCK) $(EXPLICIT) &: $(ENV_FILE) | $(TOOLS)
 	$(Q)$(STEP) lock scripts/lock-env $(LOCK_ARGS)
 
 $(ENV_STAMP): $(LOCK) scripts/create-env | $(TOOLS)
-	$(Q)scripts/gate check $@ $^ -- $(ENV)/conda-meta || { \
+	$(Q)scripts/gate check --label '[$(P)] env' $@ $^ -- $(ENV)/conda-meta || { \
 	  rm -f $@ && \
 	  $(STEP) env scripts/create-env --lock $(LOCK) --prefix $(ENV) --cache-dir $(PKGS) --platform $(PLATFORM) && \
 	  scripts/gate record $@ $^ ; }
 
 # Packed, then verified at another path, and only then given its final name.
 $(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) requirements.txt scripts/pack-env scripts/verify-pack | $(TOOLS)
-	$(Q)scripts/gate check --salt '$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 || { \
+	$(Q)scripts/gate check --label '[$(P)] pack' --salt '$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 || { \
 	  trap 'rm -f $@.unverified' EXIT; rm -f $@.stamp && \
 	  $(STEP) pack scripts/pack-env --prefix $(ENV) --out $@.unverified $(PACK_OPTS) && \
 	  $(STEP) verify scripts/verify-pack $@.unverified $(VERIFY_ARGS) && \
@@ -176,3 +177,30 @@ demo: channel ## Offline demo: pack and verify projects/example against the loca
 
 test: | $(TOOLS) ## Run the test suite (offline; builds the local channel once)
 	$(Q)pytest $(if $(V),-v,-q) tests
+
+# --- All projects: create, list, pack each ------------------------------------
+# scripts/projects (stdlib only, so it runs before `make tools`) is the one
+# source of the project list and of the project-name rule; CI calls it too.
+# `all` packs each project in its own sub-make: CHANNELS, PYTHON, PKGS, V ...
+# given on the command line reach the sub-makes through MAKEFLAGS. The tools
+# are installed first, once, so parallel sub-makes never race to create .venv.
+sh_quote = '$(subst ','\'',$(1))'
+ALL_PROJECTS :=
+ifneq ($(filter all pack-all,$(MAKECMDGOALS)),)
+  ALL_PROJECTS := $(shell scripts/projects list)
+  ifneq ($(.SHELLSTATUS),0)
+    $(error scripts/projects list failed (see above); rename or remove the folders it names)
+  endif
+endif
+PACK_EACH := $(addprefix pack-each/,$(ALL_PROJECTS))
+
+.PHONY: new list all pack-all $(PACK_EACH)
+new: ## Create projects/PROJECT from templates/ (refuses unsafe or existing names)
+	$(Q)scripts/projects new -- $(call sh_quote,$(PROJECT))
+list: ## Print the projects, one per line
+	$(Q)scripts/projects list
+all: $(PACK_EACH) ## Pack and verify every project (sub-makes; make -j2 all packs two at once)
+	@echo "all: $(if $(ALL_PROJECTS),packed $(ALL_PROJECTS),no projects: create one with make new PROJECT=<name>)" >&2
+pack-all: all ## Same as all
+$(PACK_EACH): | $(TOOLS)
+	$(Q)$(MAKE) --no-print-directory PROJECT=$(@F) pack
