@@ -69,11 +69,14 @@ help: ## Show this help
 
 .PHONY: tools
 tools: $(TOOLS) ## Install the pinned tools (requirements.txt) into .venv
-$(TOOLS): requirements.txt scripts/check-prereqs
+# Rebuilt when requirements.txt's content changes (not on a mere new mtime).
+$(TOOLS): requirements.txt
 	$(Q)scripts/check-prereqs
-	@echo "tools: creating $(VENV) from requirements.txt ..." >&2
-	$(Q)rm -rf $(VENV) && python3 -m venv $(VENV)
-	$(Q)$(VENV)/bin/python -m pip install $(if $(V),,-q) --disable-pip-version-check -r requirements.txt
+	$(Q)[ -x $(VENV)/bin/python ] && scripts/gate check --label tools $(VENV)/.requirements.sha256 $^ -- $(VENV)/bin/python || { \
+	  echo "tools: creating $(VENV) from requirements.txt ..." >&2 && \
+	  rm -rf $(VENV) && python3 -m venv $(VENV) && \
+	  $(VENV)/bin/python -m pip install $(if $(V),,-q) --disable-pip-version-check -r requirements.txt && \
+	  scripts/gate record $(VENV)/.requirements.sha256 $^ ; }
 	$(Q)touch $@
 
 # The per-project graph, defined for an existing, safely named PROJECT only.

@@ -1,0 +1,165 @@
+"""End-to-end: real depfinder scan, py-rattler solve/install, conda-pack, verify.
+
+Every test runs `make` in a throwaway copy of the repository against the real
+local channel (tests/conftest.py), then uses the tarball as a user would.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Repo, run
+
+TINY = {
+    "app.py": "import yaml\nimport six\n\nprint(yaml.safe_dump({'ok': six.PY3}))\n",
+    "helpers/util.py": "def later():\n    import dateutil.parser\n    return dateutil.parser\n",
+}
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def overrides(channel: str, python: str) -> list[str]:
+    return [f"CHANNELS={channel}", f"PYTHON={python}"]
+
+
+def unpack_as_user(tarball: Path, where: Path, code: str) -> subprocess.CompletedProcess:
+    """The README's target-side steps, in a clean shell with no python on PATH."""
+    where.mkdir(parents=True)
+    steps = (f"tar -xzf {tarball} -C {where} && ./{where.name}/bin/python ./{where.name}/bin/conda-unpack && "
+             f"source {where.name}/bin/activate && python -c \"{code}\" && source {where.name}/bin/deactivate")
+    return subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "HOME=/tmp", "bash", "-c", steps],
+                          cwd=where.parent, capture_output=True, text=True)
+
+
+def test_small_project_packs_and_runs_at_a_new_path(repo: Repo, channel: str, host_python: str,
+                                                     tmp_path: Path) -> None:
+    repo.project("tiny", TINY)
+    out = repo.make("PROJECT=tiny", *overrides(channel, host_python), "pack")
+    for step in ("scan", "render", "lock", "env", "pack", "verify"):
+        assert f"[tiny] {step}" in out.stderr, step
+    tarball = repo.root / "dist" / "tiny-linux-64.tar.gz"
+    assert (repo.root / "dist" / "tiny-linux-64.tar.gz.sha256").read_text().split() == [sha(tarball),
+                                                                                        tarball.name]
+    user = unpack_as_user(tarball, tmp_path / "elsewhere" / "tiny",
+                          "import sys, yaml, six, dateutil.parser; print(sys.prefix)")
+    assert user.returncode == 0, user.stderr
+    assert user.stdout.strip() == str(tmp_path / "elsewhere" / "tiny")
+    # An override build keeps its lock under build/, never in the project folder.
+    assert sorted(p.name for p in (repo.root / "projects" / "tiny").iterdir()) == ["app.py", "helpers"]
+    locks = list((repo.root / "build" / "tiny").glob("override-*/conda-linux-64.lock"))
+    assert len(locks) == 1 and "@EXPLICIT" in locks[0].read_text()
+    assert repo.make("-q", "PROJECT=tiny", *overrides(channel, host_python), "pack", check=False).returncode == 0
+
+
+def test_touch_repacks_nothing_and_a_new_import_repacks(repo: Repo, channel: str, host_python: str) -> None:
+    pdir = repo.project("tiny", TINY)
+    args = ["PROJECT=tiny", *overrides(channel, host_python), "pack"]
+    repo.make(*args)
+    tarball = repo.root / "dist" / "tiny-linux-64.tar.gz"
+    first = sha(tarball)
+    (pdir / "app.py").write_text(TINY["app.py"] + "# a comment, same imports\n")
+    out = repo.make(*args)
+    assert "solving" not in out.stderr
+    assert "[tiny] env: inputs unchanged" in out.stderr and "[tiny] pack: inputs unchanged" in out.stderr
+    assert "[tiny] verify" not in out.stderr
+    assert sha(tarball) == first
+    assert repo.make("-q", *args, check=False).returncode == 0
+    (pdir / "more.py").write_text("import attr\n")
+    out = repo.make(*args)
+    assert "solving" in out.stderr and "[tiny] verify: done" in out.stderr
+    assert "attr" in out.stderr  # the new import is verified in the unpacked copy
+    assert sha(tarball) != first
+
+
+def test_committed_lock_rebuilds_in_a_fresh_clone_without_solving(tmp_path: Path, channel: str,
+                                                                   host_python: str) -> None:
+    # A private copy of the channel, so its repodata can be taken away below.
+    chan = tmp_path / "channel"
+    shutil.copytree(channel.removeprefix("file://"), chan, copy_function=shutil.copy2)
+    origin = Repo(tmp_path / "origin")
+    origin.project("tiny", TINY, settings=f'python: "{host_python}"\nchannels: [file://{chan}]\n')
+    origin.make("PROJECT=tiny", "lock")
+    pdir = origin.root / "projects" / "tiny"
+    assert (pdir / "rattler-lock.yml").exists() and (pdir / "conda-linux-64.lock").exists()
+    run("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm init", cwd=origin.root,
+        check=True)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(origin.root), str(clone)], check=True)
+    (clone / ".venv").unlink(missing_ok=True)
+    (clone / ".venv").symlink_to(REPO / ".venv")
+    for repodata in chan.glob("*/repodata.json"):
+        repodata.unlink()  # any solve would now fail
+    out = Repo.make(type("R", (), {"root": clone})(), "PROJECT=tiny", "pack")  # type: ignore[arg-type]
+    assert "solving" not in out.stderr and "unchanged since the lock was solved" in out.stderr
+    assert (clone / "dist" / "tiny-linux-64.tar.gz").exists()
+    assert run("git status --porcelain", cwd=clone).stdout.strip() == "", "the committed lock was rewritten"
+
+
+def test_example_project_end_to_end(repo: Repo, channel: str, host_python: str, tmp_path: Path) -> None:
+    shutil.copytree(REPO / "projects" / "example", repo.root / "projects" / "example")
+    out = repo.make("PROJECT=example", *overrides(channel, host_python), "pack")
+    assert "importing 4 modules: numpy pandas scipy sklearn" in out.stderr
+    tarball = repo.root / "dist" / "example-linux-64.tar.gz"
+    user = unpack_as_user(tarball, tmp_path / "target" / "example",
+                          "import numpy, scipy, pandas, sklearn; print(sklearn.__version__)")
+    assert user.returncode == 0, user.stderr
+    deps = (repo.root / "build" / "example" / "deps.yml").read_text()
+    assert deps.startswith("required:\n- numpy\n- pandas\n- scikit-learn\n- scipy\n")
+
+
+def test_unknown_import_fails_with_override_hint_then_packs(repo: Repo, channel: str, host_python: str) -> None:
+    pdir = repo.project("odd", {"main.py": "import six\nimport sixish\n"})
+    args = ["PROJECT=odd", *overrides(channel, host_python), "pack"]
+    out = repo.make(*args, check=False)
+    assert out.returncode != 0
+    assert "import 'sixish' (in main.py:2)" in out.stderr
+    assert "imports: {sixish: <package>}" in out.stderr and "projects/odd/project.yml" in out.stderr
+    assert not (repo.root / "dist" / "odd-linux-64.tar.gz").exists()
+    (pdir / "project.yml").write_text('imports:\n  sixish: ""\n')
+    repo.make(*args)
+    assert (repo.root / "dist" / "odd-linux-64.tar.gz").exists()
+
+
+def test_verify_rejects_a_changed_tarball(repo: Repo, channel: str, host_python: str) -> None:
+    repo.project("tiny", {"app.py": "import six\n"})
+    args = ["PROJECT=tiny", *overrides(channel, host_python)]
+    repo.make(*args, "pack")
+    assert "OK" in repo.make(*args, "verify").stderr
+    tarball = repo.root / "dist" / "tiny-linux-64.tar.gz"
+    data = bytearray(tarball.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tarball.unlink()  # a new inode: the verified copy under build/ stays intact
+    tarball.write_bytes(bytes(data))
+    out = repo.make(*args, "verify", check=False)
+    assert out.returncode != 0 and "does not match" in out.stderr and "tiny-linux-64.tar.gz" in out.stderr
+
+
+@pytest.mark.parametrize("project, message", [
+    ("", "PROJECT is not set"),
+    ("../etc", "is not a valid project name"),
+    ("nope", "no project 'nope': projects/nope/ does not exist"),
+])
+def test_bad_project_names_list_the_projects(repo: Repo, project: str, message: str) -> None:
+    repo.project("alpha", {"a.py": "import six\n"})
+    out = repo.make(f"PROJECT={project}", "pack", check=False)
+    assert out.returncode != 0 and message in out.stderr and "projects: alpha" in out.stderr
+
+
+def test_project_without_python_files_is_an_error(repo: Repo) -> None:
+    repo.project("empty", {"README.txt": "nothing here\n"})
+    out = repo.make("PROJECT=empty", "deps", check=False)
+    assert out.returncode != 0 and "projects/empty" in out.stderr
+    assert not (repo.root / "build" / "empty" / "deps.yml").exists()
+
+
+def test_malformed_settings_name_the_file_and_valid_keys(repo: Repo) -> None:
+    repo.project("conf", {"a.py": "import six\n"}, settings="pyhton: '3.11'\n")
+    out = repo.make("PROJECT=conf", "deps", check=False)
+    assert out.returncode != 0
+    assert "projects/conf/project.yml: unknown key 'pyhton'; valid keys: python," in out.stderr
