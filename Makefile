@@ -33,8 +33,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 Q := $(if $(V),,@)
 UNAME := $(shell uname -sm)
+empty :=
+space := $(empty) $(empty)
 PLATFORM := $(or $(word 1,$(foreach p,Linux_x86_64:linux-64 Linux_aarch64:linux-aarch64 \
-  Darwin_arm64:osx-arm64 Darwin_x86_64:osx-64,$(if $(filter $(subst $() ,_,$(UNAME)),$(word 1,$(subst :, ,$(p)))),$(word 2,$(subst :, ,$(p)))))),unsupported)
+  Darwin_arm64:osx-arm64 Darwin_x86_64:osx-64,$(if $(filter $(subst $(space),_,$(UNAME)),$(word 1,$(subst :, ,$(p)))),$(word 2,$(subst :, ,$(p)))))),unsupported)
 
 PROJECTS := $(sort $(patsubst projects/%/,%,$(wildcard projects/*/)))
 PROJECT_GOALS := deps env-file lock check-lock env pack verify
@@ -44,18 +46,19 @@ define nl
 endef
 project_hint = $(nl)  projects: $(or $(PROJECTS),none yet: create one with make new PROJECT=<name>)$(nl)  usage: make PROJECT=<name> pack
 
-# A project name is a safe directory and file name: letters, digits, . _ -
-SAFE_CHARS := a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z 0 1 2 3 4 5 6 7 8 9 . _ -
-strip_chars = $(if $(2),$(call strip_chars,$(subst $(firstword $(2)),,$(1)),$(wordlist 2,99,$(2))),$(1))
-unsafe_name = $(or $(call strip_chars,$(1),$(SAFE_CHARS)),$(filter-out 1,$(words $(1))),$(filter .% -%,$(1)))
-
+# scripts/projects holds the project-name rule (letters, digits, . _ -) and
+# checks that the project exists.
+sh_quote = '$(subst ','\'',$(1))'
+PROJECT_OK :=
+ifneq ($(strip $(PROJECT)),)
+  PROJECT_CHECK := $(shell scripts/projects list -- $(call sh_quote,$(PROJECT)) 2>&1)
+  PROJECT_OK := $(filter 0,$(.SHELLSTATUS))
+endif
 ifneq ($(filter $(PROJECT_GOALS),$(MAKECMDGOALS)),)
   ifeq ($(strip $(PROJECT)),)
     $(error PROJECT is not set$(project_hint))
-  else ifneq ($(call unsafe_name,$(PROJECT)),)
-    $(error PROJECT='$(PROJECT)' is not a valid project name (use letters, digits, '.', '_', '-'; no leading '.' or '-')$(project_hint))
-  else ifeq ($(wildcard projects/$(PROJECT)/.),)
-    $(error no project '$(PROJECT)': projects/$(PROJECT)/ does not exist$(project_hint))
+  else ifeq ($(PROJECT_OK),)
+    $(error $(patsubst error:%,%,$(PROJECT_CHECK))$(project_hint))
   endif
 endif
 
@@ -80,7 +83,7 @@ $(TOOLS): requirements.txt
 	$(Q)touch $@
 
 # The per-project graph, defined for an existing, safely named PROJECT only.
-ifneq ($(and $(strip $(PROJECT)),$(if $(call unsafe_name,$(PROJECT)),,ok),$(wildcard projects/$(PROJECT)/.)),)
+ifneq ($(PROJECT_OK),)
 P := $(PROJECT)
 PDIR := projects/$(P)
 BDIR := build/$(P)
@@ -175,6 +178,7 @@ channel: | $(TOOLS) ## Build the offline local channel (host python + PyPI wheel
 	$(Q)scripts/build-channel --out $(CHANNEL_DIR) --wheels templates/demo-channel.txt --cache build/wheels
 
 demo: channel ## Offline demo: pack and verify projects/example against the local channel
+	@[ -d projects/example ] || { echo "error: demo: projects/example is missing; restore it: git checkout -- projects/example" >&2; exit 1; }
 	$(Q)$(MAKE) --no-print-directory PROJECT=example CHANNELS=file://$(CURDIR)/$(CHANNEL_DIR) \
 	  PYTHON=$$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') pack
 
@@ -187,7 +191,6 @@ test: | $(TOOLS) ## Run the test suite (offline; builds the local channel once)
 # `all` packs each project in its own sub-make: CHANNELS, PYTHON, PKGS, V ...
 # given on the command line reach the sub-makes through MAKEFLAGS. The tools
 # are installed first, once, so parallel sub-makes never race to create .venv.
-sh_quote = '$(subst ','\'',$(1))'
 ALL_PROJECTS :=
 ifneq ($(filter all pack-all,$(MAKECMDGOALS)),)
   ALL_PROJECTS := $(shell scripts/projects list)

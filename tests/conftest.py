@@ -102,6 +102,7 @@ def load_script(name: str):
     import importlib.machinery
     import importlib.util
 
+    sys.dont_write_bytecode = True  # no scripts/__pycache__
     loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(REPO / "scripts" / name))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)

@@ -205,14 +205,14 @@ def test_publish_links_archive_and_checksum(tmp_path: Path) -> None:
 
 
 def test_shell_scripts_are_shellcheck_clean() -> None:
-    shell = [p for p in (REPO / "scripts").iterdir() if p.read_text().startswith("#!/usr/bin/env bash")]
+    shell = [p for p in (REPO / "scripts").iterdir() if p.is_file() and p.read_text().startswith("#!/usr/bin/env bash")]
     assert shell
     proc = run(["shellcheck", *map(str, shell)])
     assert proc.returncode == 0, proc.stdout
 
 
 def test_python_scripts_have_main_and_help() -> None:
-    py = [p for p in (REPO / "scripts").iterdir() if p.read_text().startswith("#!/usr/bin/env python3")]
+    py = [p for p in (REPO / "scripts").iterdir() if p.is_file() and p.read_text().startswith("#!/usr/bin/env python3")]
     assert py
     for p in py:
         assert "def main(" in p.read_text() and "argparse" in p.read_text(), p
