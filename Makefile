@@ -101,6 +101,15 @@ SOURCES := $(shell scripts/list-sources $(PDIR))
 _ := $(shell printf '%s\n' $(SOURCES) | scripts/write-if-changed $(BDIR)/sources.txt; \
   printf '%s\n' '$(KEY) $(OVERRIDES)' | scripts/write-if-changed $(BDIR)/key.txt)
 
+# Pack settings from project.yml, read without starting a tool (top-level
+# scalars: format, compression_level, slim, compile); FORMAT=... overrides.
+PACK_SETTINGS := $(if $(wildcard $(SETTINGS)),$(shell sed -n \
+  's/^\(format\|compression_level\|slim\|compile\):[[:space:]]*["'\'']\{0,1\}\([^"'\''#[:space:]]*\).*/\1=\2/p' $(SETTINGS)))
+setting = $(patsubst $(1)=%,%,$(filter $(1)=%,$(PACK_SETTINGS)))
+FORMAT ?=
+FORMAT := $(or $(FORMAT),$(call setting,format),tar.gz)
+LEVEL := $(or $(call setting,compression_level),4)
+
 DEPS := $(BDIR)/deps.yml
 ENV_FILE := $(KDIR)/environment.yml
 LOCK_DIR := $(if $(filter default,$(KEY)),$(PDIR),$(KDIR))
@@ -108,41 +117,53 @@ LOCK := $(LOCK_DIR)/rattler-lock.yml
 EXPLICIT := $(LOCK_DIR)/conda-$(PLATFORM).lock
 ENV := $(KDIR)/env
 ENV_STAMP := $(KDIR)/env.stamp
-TARBALL_NAME := $(P)-$(PLATFORM).tar.gz
+TARBALL_NAME := $(P)-$(PLATFORM).$(FORMAT)
 PACKED := $(KDIR)/$(TARBALL_NAME)
 TARBALL := dist/$(TARBALL_NAME)
-PACK_OPTS := --format tar.gz $(if $(V),-v)
+ENV_OPTS := $(if $(filter true,$(call setting,compile)),--compile)
+PACK_OPTS := --format $(FORMAT) --level $(LEVEL) $(if $(filter true,$(call setting,slim)),--slim) $(if $(V),-v)
 LOCK_ARGS = --env-file $(ENV_FILE) --lock $(LOCK) --explicit $(EXPLICIT) --platform $(PLATFORM) \
   --cache-dir $(CACHE) --deps $(DEPS) --settings $(SETTINGS)
 VERIFY_ARGS = --deps $(DEPS) --env-file $(ENV_FILE) --build-prefix $(CURDIR)/$(ENV) --workdir build/tmp --project $(P)
+ENV_INPUTS := $(LOCK) scripts/create-env
+# (Re)creates the environment and records the lock it came from.
+CREATE_ENV = rm -f $(ENV_STAMP) && \
+  $(STEP) env scripts/create-env --lock $(LOCK) --prefix $(ENV) --cache-dir $(PKGS) --platform $(PLATFORM) $(ENV_OPTS) && \
+  scripts/gate record --salt '$(ENV_OPTS)' $(ENV_STAMP) $(ENV_INPUTS)
+
+# Every recipe line of the project runs holding the project's lock file, so
+# concurrent builds of one project take turns (scripts/locked-shell). Each
+# line is therefore one complete step: it writes $@.tmp and renames it.
+export PORTABLE_ENV_LOCK := $(CURDIR)/$(BDIR)/.lock
+$(DEPS) $(ENV_FILE) $(LOCK) $(EXPLICIT) $(ENV_STAMP) $(PACKED) $(TARBALL) $(TARBALL).sha256 \
+  lock check-lock verify: SHELL := $(CURDIR)/scripts/locked-shell
 
 $(DEPS): $(SOURCES) $(BDIR)/sources.txt $(wildcard $(SETTINGS)) $(wildcard templates/import-map*.yml) \
     templates/project.yml scripts/find-deps scripts/check-settings | $(TOOLS)
-	$(Q)scripts/check-settings $(SETTINGS)
-	$(Q)$(STEP) scan scripts/find-deps $(PDIR) $(SETTINGS_OPT) > $@.tmp
-	$(Q)mv -f $@.tmp $@
+	$(Q)scripts/check-settings $(SETTINGS) && \
+	  $(STEP) scan scripts/find-deps $(PDIR) $(SETTINGS_OPT) > $@.tmp && mv -f $@.tmp $@
 
 $(ENV_FILE): $(DEPS) $(wildcard $(SETTINGS)) templates/environment.yml scripts/render-env | $(TOOLS)
-	@mkdir -p $(@D)
-	$(Q)$(STEP) render scripts/render-env --name $(P) --template templates/environment.yml --deps $(DEPS) \
-	  $(SETTINGS_OPT) $(if $(CHANNELS),--channels '$(CHANNELS)') $(if $(PYTHON),--python '$(PYTHON)') > $@.tmp
-	$(Q)mv -f $@.tmp $@
+	$(Q)mkdir -p $(@D) && $(STEP) render scripts/render-env --name $(P) --template templates/environment.yml \
+	  --deps $(DEPS) $(SETTINGS_OPT) $(if $(CHANNELS),--channels '$(CHANNELS)') \
+	  $(if $(PYTHON),--python '$(PYTHON)') > $@.tmp && mv -f $@.tmp $@
 
 # Solves only when environment.yml's content differs from what the lock
 # records (lock-env compares hashes); otherwise it just touches the lock.
 $(LOCK) $(EXPLICIT) &: $(ENV_FILE) | $(TOOLS)
 	$(Q)$(STEP) lock scripts/lock-env $(LOCK_ARGS)
 
-$(ENV_STAMP): $(LOCK) scripts/create-env | $(TOOLS)
-	$(Q)scripts/gate check --label '[$(P)] env' $@ $^ -- $(ENV)/conda-meta || { \
-	  rm -f $@ && \
-	  $(STEP) env scripts/create-env --lock $(LOCK) --prefix $(ENV) --cache-dir $(PKGS) --platform $(PLATFORM) && \
-	  scripts/gate record $@ $^ ; }
+# Installed only when the lock's content changed or the env is incomplete.
+$(ENV_STAMP): $(ENV_INPUTS) | $(TOOLS)
+	$(Q){ scripts/gate check --label '[$(P)] env' --salt '$(ENV_OPTS)' $@ $^ -- $(ENV)/conda-meta && \
+	  scripts/create-env --check --prefix $(ENV) ; } || { $(CREATE_ENV) ; }
 
 # Packed, then verified at another path, and only then given its final name.
+# An environment found incomplete here is recreated first, never packed.
 $(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) requirements.txt scripts/pack-env scripts/verify-pack | $(TOOLS)
 	$(Q)scripts/gate check --label '[$(P)] pack' --salt '$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 || { \
 	  trap 'rm -f $@.unverified' EXIT; rm -f $@.stamp && \
+	  { scripts/create-env --check --prefix $(ENV) || { $(CREATE_ENV) ; } ; } && \
 	  $(STEP) pack scripts/pack-env --prefix $(ENV) --out $@.unverified $(PACK_OPTS) && \
 	  $(STEP) verify scripts/verify-pack $@.unverified $(VERIFY_ARGS) && \
 	  mv -f $@.unverified $@ && \
