@@ -129,7 +129,7 @@ ENV_INPUTS := $(LOCK) scripts/create-env
 # (Re)creates the environment and records the lock it came from.
 CREATE_ENV = rm -f $(ENV_STAMP) && \
   $(STEP) env scripts/create-env --lock $(LOCK) --prefix $(ENV) --cache-dir $(PKGS) --platform $(PLATFORM) $(ENV_OPTS) && \
-  scripts/gate record --salt '$(ENV_OPTS)' $(ENV_STAMP) $(ENV_INPUTS)
+  scripts/gate record --salt='$(ENV_OPTS)' $(ENV_STAMP) $(ENV_INPUTS)
 
 # Every recipe line of the project runs holding the project's lock file, so
 # concurrent builds of one project take turns (scripts/locked-shell). Each
@@ -155,20 +155,20 @@ $(LOCK) $(EXPLICIT) &: $(ENV_FILE) | $(TOOLS)
 
 # Installed only when the lock's content changed or the env is incomplete.
 $(ENV_STAMP): $(ENV_INPUTS) | $(TOOLS)
-	$(Q){ scripts/gate check --label '[$(P)] env' --salt '$(ENV_OPTS)' $@ $^ -- $(ENV)/conda-meta && \
+	$(Q){ scripts/gate check --label '[$(P)] env' --salt='$(ENV_OPTS)' $@ $^ -- $(ENV)/conda-meta && \
 	  scripts/create-env --check --prefix $(ENV) ; } || { $(CREATE_ENV) ; }
 
 # Packed, then verified at another path, and only then given its final name.
 # An environment found incomplete here is recreated first, never packed.
 $(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) requirements.txt scripts/pack-env scripts/verify-pack | $(TOOLS)
-	$(Q)scripts/gate check --label '[$(P)] pack' --salt '$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 || { \
+	$(Q)scripts/gate check --label '[$(P)] pack' --salt='$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 || { \
 	  trap 'rm -f $@.unverified' EXIT; rm -f $@.stamp && \
 	  { scripts/create-env --check --prefix $(ENV) || { $(CREATE_ENV) ; } ; } && \
 	  $(STEP) pack scripts/pack-env --prefix $(ENV) --out $@.unverified $(PACK_OPTS) && \
 	  $(STEP) verify scripts/verify-pack $@.unverified $(VERIFY_ARGS) && \
 	  mv -f $@.unverified $@ && \
 	  (cd $(@D) && sha256sum $(@F)) > $@.sha256.tmp && mv -f $@.sha256.tmp $@.sha256 && \
-	  scripts/gate record --salt '$(PACK_OPTS)' $@.stamp $^ ; }
+	  scripts/gate record --salt='$(PACK_OPTS)' $@.stamp $^ ; }
 
 $(TARBALL) $(TARBALL).sha256 &: $(PACKED) $(BDIR)/key.txt
 	$(Q)scripts/publish $(PACKED) dist

@@ -163,3 +163,21 @@ def test_malformed_settings_name_the_file_and_valid_keys(repo: Repo) -> None:
     out = repo.make("PROJECT=conf", "deps", check=False)
     assert out.returncode != 0
     assert "projects/conf/project.yml: unknown key 'pyhton'; valid keys: python," in out.stderr
+
+
+def test_zstd_slim_compiled_pack(repo: Repo, channel: str, host_python: str, tmp_path: Path) -> None:
+    repo.project("fast", {"app.py": "import yaml\nimport dateutil\n"},
+                 settings="format: tar.zst\ncompression_level: 3\nslim: true\ncompile: true\n")
+    out = repo.make("PROJECT=fast", *overrides(channel, host_python), "pack")
+    assert "slim: leaving out" in out.stderr and "compiling .pyc" in out.stderr
+    tarball = repo.root / "dist" / "fast-linux-64.tar.zst"
+    assert (repo.root / "dist" / "fast-linux-64.tar.zst.sha256").exists()
+    listing = run(f"zstd -dc {tarball} | tar -tf -", check=True).stdout.split()
+    assert any("/__pycache__/" in name and name.endswith(".pyc") for name in listing), "compiled"
+    assert not any(name.startswith("include/") or name.endswith(".a") for name in listing), "slimmed"
+    where = tmp_path / "t" / "fast"
+    where.mkdir(parents=True)
+    user = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "bash", "-c",
+                           f"tar --zstd -xf {tarball} -C {where} && {where}/bin/python {where}/bin/conda-unpack && "
+                           f"{where}/bin/python -c 'import yaml, dateutil.parser'"], capture_output=True, text=True)
+    assert user.returncode == 0, user.stderr
