@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tarfile
 import time
@@ -218,3 +219,62 @@ def test_python_scripts_have_main_and_help() -> None:
         assert "def main(" in p.read_text() and "argparse" in p.read_text(), p
         proc = run([str(p), "--help"])
         assert proc.returncode == 0 and "usage:" in proc.stdout, p
+
+
+def test_create_env_check_finds_missing_package_files(tmp_path: Path) -> None:
+    create_env = load_script("create-env")
+    prefix = tmp_path / "env"
+    assert create_env.missing_files(prefix) == ["conda-meta/"]
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "conda-meta" / "six-1.0-0.json").write_text('{"files": ["lib/six.py", "bin/six"]}')
+    (prefix / "lib").mkdir()
+    (prefix / "lib" / "six.py").write_text("")
+    assert create_env.missing_files(prefix) == ["bin/six"]
+    proc = script("create-env", "--check", "--prefix", str(prefix))
+    assert proc.returncode == 1 and "1 files missing, e.g. bin/six" in proc.stderr
+    (prefix / "bin").mkdir()
+    (prefix / "bin" / "six").symlink_to("nowhere")  # a dangling link is still the package's file
+    assert script("create-env", "--check", "--prefix", str(prefix)).returncode == 0
+
+
+def test_pack_env_normalises_entries_and_scrubs_build_paths() -> None:
+    pack_env = load_script("pack-env")
+    info = tarfile.TarInfo("bin/tool")
+    info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 123, 1000, 1000, "me", "us", 0o700
+    out = pack_env.normaliser(42)(info)
+    assert (out.mtime, out.uid, out.gid, out.uname, out.gname, out.mode) == (42, 0, 0, "", "", 0o755)
+    data = pack_env.scrub_record(json.dumps({
+        "name": "six", "extracted_package_dir": "/build/pkgs/six", "link": {"source": "/build/pkgs/six", "type": 1},
+        "paths_data": {"paths": [
+            {"_path": "a.py", "sha256": "x", "sha256_in_prefix": "y", "size_in_bytes": 3},
+            {"_path": "b.txt", "sha256": "x", "sha256_in_prefix": "z", "size_in_bytes": 9,
+             "prefix_placeholder": "/opt/placeholder"}]}}).encode())
+    record = yaml.safe_load(data)
+    assert "extracted_package_dir" not in record and record["link"] == {"type": 1}
+    assert record["paths_data"]["paths"][0] == {"_path": "a.py", "sha256": "x", "size_in_bytes": 3}
+    assert "size_in_bytes" not in record["paths_data"]["paths"][1]
+    assert b"/build/" not in data
+
+
+def test_pack_env_default_mtime_is_the_newest_package(tmp_path: Path, monkeypatch) -> None:
+    pack_env = load_script("pack-env")
+    meta = tmp_path / "conda-meta"
+    meta.mkdir()
+    (meta / "a.json").write_text('{"timestamp": 1700000000000}')
+    (meta / "b.json").write_text('{"timestamp": 1600000000}')
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert pack_env.default_mtime(tmp_path) == 1700000000
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "5")
+    assert pack_env.default_mtime(tmp_path) == 5
+
+
+def test_no_tracked_file_names_this_machine() -> None:
+    tracked = run(["git", "ls-files", "-z"], check=True).stdout.split("\0")
+    leaks = []
+    for name in filter(None, tracked):
+        path = REPO / name
+        if path.is_file() and not path.is_symlink():
+            text = path.read_bytes()
+            if str(REPO).encode() in text or b"/tmp/pytest" + b"-of-" in text:
+                leaks.append(name)
+    assert leaks == []
