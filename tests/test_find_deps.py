@@ -73,12 +73,14 @@ def test_example_project_gives_the_seed_packages() -> None:
 def test_output_is_deterministic_and_written_atomically(tmp_path: Path) -> None:
     proj = write(tmp_path / "p", {"b.py": "import yaml\nimport numpy\n", "a.py": "import numpy\n"})
     out = tmp_path / "out" / "deps.yml"
+    outputs = []
     for _ in range(2):
         proc = subprocess.run([sys.executable, str(SCRIPT), str(proj), "-o", str(out)],
                               capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout == ""
-        first = out.read_bytes() if _ == 0 else first
-    assert out.read_bytes() == first
+        outputs.append(out.read_bytes())
+    first = outputs[0]
+    assert outputs[1] == first
     assert [p.name for p in out.parent.iterdir()] == ["deps.yml"], "no temp file left"
     doc = yaml.safe_load(first)
     assert doc["required"] == ["numpy", "pyyaml"]
