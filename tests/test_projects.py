@@ -234,7 +234,7 @@ def test_build_workflow_fans_out_over_the_discovered_projects() -> None:
     assert 'make PROJECT="$NAME" pack' in run_blocks(build) and "make tools" in run_blocks(build)
     upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["with"]["name"] == "${{ matrix.project }}"
-    for path in ["dist/${{ matrix.project }}-*.tar.gz", "dist/${{ matrix.project }}-*.tar.gz.sha256",
+    for path in ["dist/${{ matrix.project }}-*.tar.*",  # any format, and its .sha256
                  "projects/${{ matrix.project }}/rattler-lock.yml", "projects/${{ matrix.project }}/conda-*.lock"]:
         assert path in upload["with"]["path"].splitlines()
     caches = {s["with"]["path"]: s["with"]["key"] for s in build["steps"] if s.get("uses", "").startswith("actions/cache@")}
@@ -249,8 +249,7 @@ def test_release_workflow_builds_the_tagged_project() -> None:
     job = wf["jobs"]["release"]
     assert "scripts/projects tag" in run_blocks(job) and 'make PROJECT="$NAME" pack' in run_blocks(job)
     release = next(s for s in job["steps"] if s.get("uses", "").startswith("softprops/action-gh-release@"))
-    assert release["with"]["files"].splitlines() == ["dist/${{ steps.tag.outputs.project }}-*.tar.gz",
-                                                "dist/${{ steps.tag.outputs.project }}-*.tar.gz.sha256"]
+    assert release["with"]["files"].splitlines() == ["dist/${{ steps.tag.outputs.project }}-*.tar.*"]
 
 
 def test_workflows_name_no_repository_and_no_project() -> None:
