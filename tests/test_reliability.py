@@ -167,3 +167,21 @@ def test_check_lock_tells_a_stale_lock_without_solving(repo: Repo, channel: str,
     (pdir / "more.py").write_text("import attr\n")
     out = repo.make(*args, "check-lock", check=False)
     assert out.returncode != 0 and "lock is stale" in out.stderr and "make lock" in out.stderr
+
+
+def test_full_dist_disk_is_named_and_leaves_nothing_half_written(repo: Repo, channel: str,
+                                                                  host_python: str) -> None:
+    repo.project("tiny", TINY)
+    dist = repo.root / "dist"
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(dist)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        out = repo.make(*make_args(channel, host_python), "pack", check=False)
+        assert out.returncode != 0
+        assert "No space left on device" in out.stderr and "cannot write dist/tiny-linux-64.tar.gz" in out.stderr
+        assert list(dist.iterdir()) == [], "no partial archive, and no checksum without its archive"
+    finally:
+        subprocess.run(["umount", str(dist)], check=True)
+    repo.make(*make_args(channel, host_python), "pack")
+    assert subprocess.run(["sha256sum", "-c", "tiny-linux-64.tar.gz.sha256"], cwd=dist).returncode == 0
