@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Self-extracting installer of @@PROJECT@@ (@@PLATFORM@@, python @@PYTHON@@), made by portable-env
+# (scripts/make-installer from templates/installer.sh). Run `bash @@FILE@@ --help`.
+#
+# Layout: this bash header, the line __PORTABLE_ENV_PAYLOAD__, then the
+# payload: the verified conda-pack archive (@@FORMAT@@), starting at byte
+# HEADER_SIZE + 1. The payload is streamed with tail -c, never read whole.
+set -euo pipefail
+
+PROJECT='@@PROJECT@@'
+PLATFORM='@@PLATFORM@@'
+PYTHON_VERSION='@@PYTHON@@'
+TARGET_OS='@@OS@@'
+TARGET_ARCH='@@ARCH@@'
+MIN_GLIBC='@@MIN_GLIBC@@'
+FORMAT='@@FORMAT@@'
+HEADER_SIZE=@@HEADER_SIZE@@
+PAYLOAD_SIZE=@@PAYLOAD_SIZE@@
+PAYLOAD_SHA256='@@PAYLOAD_SHA256@@'
+UNPACKED_KB=@@UNPACKED_KB@@
+IMPORTS='@@IMPORTS@@'
+LAUNCHERS='@@LAUNCHERS@@'
+SMOKE_TEST=@@SMOKE_TEST@@
+SELF=${BASH_SOURCE[0]}
+ME=${SELF##*/}
+
+usage() {
+  cat <<EOF
+usage: bash $ME [-p DIR] [-f] [--check] [--list] [--manifest] [--help]
+
+Installs $PROJECT ($PLATFORM, python $PYTHON_VERSION) into DIR: checks this machine
+and the payload's sha256, unpacks, runs conda-unpack, imports the project's
+modules, and prints how to activate the environment.
+
+  -p, --prefix DIR  install into DIR (default: ./$PROJECT)
+  -f, --force       install into DIR even if it is not empty: files of the
+                    same name are replaced, nothing else is removed (for a
+                    clean reinstall remove DIR first)
+  --check           only check: OS, CPU, glibc, tools, free space, target
+                    directory and the payload's checksum; unpack nothing
+  --list            list the packages inside; unpack nothing
+  --manifest        print the manifest (JSON) of the packed environment
+  -h, --help        show this help
+
+Needs: $TARGET_OS $TARGET_ARCH${MIN_GLIBC:+, glibc >= $MIN_GLIBC}; bash, tail, tar, $(decompressor_name), sha256sum.
+EOF
+}
+
+say() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s installer: %s\n' "$PROJECT" "$*" >&2; exit 1; }
+usage_error() { printf 'error: %s installer: %s\n  run: bash %s --help\n' "$PROJECT" "$*" "$ME" >&2; exit 2; }
+
+list_packages() {
+  cat <<'PORTABLE_ENV_LIST_END'
+@@PACKAGE_LIST@@
+PORTABLE_ENV_LIST_END
+}
+
+print_manifest() {
+  cat <<'PORTABLE_ENV_MANIFEST_END'
+@@MANIFEST_JSON@@
+PORTABLE_ENV_MANIFEST_END
+}
+
+payload() { tail -c +"$((10#$HEADER_SIZE + 1))" "$SELF"; }
+
+decompressor_name() { if [ "$FORMAT" = tar.zst ]; then echo zstd; else echo gzip; fi; }
+
+sha256_stream() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum | cut -d' ' -f1
+  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 | cut -d' ' -f1
+  else openssl dgst -sha256 -r | cut -d' ' -f1
+  fi
+}
+
+# The glibc version of this machine; PORTABLE_ENV_GLIBC_VERSION stands in for
+# the detected one (for tests). Empty when there is no glibc (e.g. musl).
+glibc_version() {
+  if [ -n "${PORTABLE_ENV_GLIBC_VERSION:-}" ]; then
+    printf '%s\n' "$PORTABLE_ENV_GLIBC_VERSION"
+    return
+  fi
+  local v
+  v=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '$1 == "glibc" {print $2}') || v=
+  if [ -z "$v" ]; then
+    v=$(ldd --version 2>&1 | head -n 1 | grep -i -E 'glibc|gnu libc' | grep -o -E '[0-9]+\.[0-9]+' | tail -n 1) || v=
+  fi
+  printf '%s\n' "$v"
+}
+
+# version_ge A B: whether version A (x.y) >= B (x.y).
+version_ge() {
+  local a1 a2 b1 b2
+  IFS=. read -r a1 a2 _ <<<"$1.0"
+  IFS=. read -r b1 b2 _ <<<"$2.0"
+  a1=${a1//[!0-9]/} a2=${a2//[!0-9]/} b1=${b1//[!0-9]/} b2=${b2//[!0-9]/}
+  (( 10#${a1:-0} > 10#${b1:-0} || (10#${a1:-0} == 10#${b1:-0} && 10#${a2:-0} >= 10#${b2:-0}) ))
+}
+
+arch_ok() {
+  local m=$1
+  case "$TARGET_ARCH" in
+    aarch64 | arm64) [ "$m" = aarch64 ] || [ "$m" = arm64 ] ;;
+    x86_64) [ "$m" = x86_64 ] || [ "$m" = amd64 ] ;;
+    *) [ "$m" = "$TARGET_ARCH" ] ;;
+  esac
+}
+
+# The nearest existing directory at or above $1.
+existing_parent() {
+  local d=$1
+  while [ ! -d "$d" ]; do d=$(dirname "$d"); done
+  printf '%s\n' "$d"
+}
+
+is_empty_dir() { [ -d "$1" ] && [ -z "$(ls -A "$1")" ]; }
+
+# Every check that needs no unpacking; all problems are reported together.
+preflight() {
+  local dir=$1 problems=() os arch have size parent free
+  os=$(uname -s)
+  arch=$(uname -m)
+  [ "$os" = "$TARGET_OS" ] || problems+=("built for $TARGET_OS, this machine runs $os")
+  arch_ok "$arch" || problems+=("built for $TARGET_ARCH CPUs, this machine is $arch")
+  if [ -n "$MIN_GLIBC" ] && [ "$os" = Linux ]; then
+    have=$(glibc_version)
+    if [ -z "$have" ]; then
+      problems+=("needs glibc >= $MIN_GLIBC, and this machine has no glibc (getconf GNU_LIBC_VERSION and ldd --version name none; musl systems such as Alpine cannot run it)")
+    elif ! version_ge "$have" "$MIN_GLIBC"; then
+      problems+=("needs glibc >= $MIN_GLIBC, this machine has $have: build it on (or for) an older system, or use a newer machine")
+    fi
+  fi
+  command -v tail >/dev/null 2>&1 || problems+=("needs tail (coreutils)")
+  command -v tar >/dev/null 2>&1 || problems+=("needs tar")
+  if [ "$FORMAT" = tar.zst ]; then
+    command -v zstd >/dev/null 2>&1 || tar --version 2>/dev/null | grep -q bsdtar \
+      || problems+=("needs zstd to unpack a tar.zst payload: install it (apt-get install zstd, dnf install zstd)")
+  else
+    command -v gzip >/dev/null 2>&1 || problems+=("needs gzip to unpack a tar.gz payload")
+  fi
+  command -v sha256sum >/dev/null 2>&1 || command -v shasum >/dev/null 2>&1 || command -v openssl >/dev/null 2>&1 \
+    || problems+=("needs sha256sum (coreutils), shasum or openssl to check the payload")
+  size=$(wc -c <"$SELF" | tr -d ' ')
+  if [ "$size" -ne "$((10#$HEADER_SIZE + PAYLOAD_SIZE))" ]; then
+    problems+=("$SELF is $size bytes, expected $((10#$HEADER_SIZE + PAYLOAD_SIZE)): it is truncated or damaged; download it again")
+  fi
+  if [ -e "$dir" ] && [ ! -d "$dir" ]; then
+    problems+=("$dir exists and is not a directory; choose another with -p DIR")
+  elif [ -d "$dir" ] && ! is_empty_dir "$dir" && [ "$FORCE" != 1 ]; then
+    problems+=("$dir is not empty; choose another with -p DIR, or pass -f to install over it (files of the same name are replaced)")
+  fi
+  parent=$(existing_parent "$dir")
+  [ -w "$parent" ] || problems+=("cannot write to $parent; choose another directory with -p DIR")
+  free=$(df -Pk "$parent" 2>/dev/null | awk 'NR == 2 {print $4}') || free=
+  if [ -n "$free" ] && [ "$free" -lt "$UNPACKED_KB" ]; then
+    problems+=("needs $((UNPACKED_KB / 1024)) MiB free in $parent, it has $((free / 1024)) MiB")
+  fi
+  if [ ${#problems[@]} -gt 0 ]; then
+    say "error: $PROJECT installer: this machine cannot run $PROJECT ($PLATFORM):"
+    printf '  - %s\n' "${problems[@]}" >&2
+    exit 1
+  fi
+  say "$PROJECT: checking the payload's sha256 ..."
+  have=$(payload | sha256_stream)
+  [ "$have" = "$PAYLOAD_SHA256" ] \
+    || die "the payload's sha256 is $have, expected $PAYLOAD_SHA256: $SELF is corrupt or was changed; download it again"
+}
+
+extract() {
+  local dir=$1
+  if [ "$FORMAT" = tar.zst ]; then
+    if command -v zstd >/dev/null 2>&1; then
+      payload | zstd -dc | tar -xf - -C "$dir" --no-same-owner
+    else
+      payload | tar --zstd -xf - -C "$dir"
+    fi
+  else
+    payload | tar -xzf - -C "$dir" --no-same-owner
+  fi
+}
+
+PROBE='import importlib, os, sys
+failed = []
+for name in sys.argv[2:]:
+    try:
+        importlib.import_module(name)
+    except BaseException as exc:
+        failed.append("  import %s: %s: %s" % (name, type(exc).__name__, exc))
+if os.path.realpath(sys.prefix) != os.path.realpath(sys.argv[1]):
+    failed.append("  sys.prefix is %s, not %s: not relocated" % (sys.prefix, sys.argv[1]))
+print("\n".join(failed))
+sys.exit(1 if failed else 0)'
+
+# Run the environment's python without the caller's python settings.
+env_python() {
+  env -u PYTHONPATH -u PYTHONHOME -u PYTHONSTARTUP PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 \
+    "$DIR/bin/python" "$@"
+}
+
+CREATED=0
+FINISHED=0
+cleanup() {
+  if [ "$FINISHED" != 1 ] && [ "$CREATED" = 1 ] && [ -n "${DIR:-}" ]; then
+    rm -rf -- "$DIR"
+    say "$PROJECT: removed the incomplete $DIR"
+  fi
+}
+
+install() {
+  local out
+  preflight "$DIR"
+  if [ ! -d "$DIR" ]; then
+    mkdir -p -- "$DIR" || die "cannot create $DIR"
+    CREATED=1
+  fi
+  trap cleanup EXIT
+  say "$PROJECT: unpacking into $DIR ..."
+  extract "$DIR" || die "unpacking into $DIR failed (see above); check free space and permissions"
+  [ -x "$DIR/bin/python" ] && [ -f "$DIR/bin/conda-unpack" ] \
+    || die "the payload has no bin/python or bin/conda-unpack: it is not a conda-pack archive"
+  (cd "$DIR" && env_python "$DIR/bin/conda-unpack") \
+    || die "bin/conda-unpack failed in $DIR (see above)"
+  say "$PROJECT: checking imports: ${IMPORTS:-(none)}"
+  # shellcheck disable=SC2086 # IMPORTS is a list of dotted names
+  out=$(cd "$DIR" && env_python -c "$PROBE" "$DIR" $IMPORTS 2>&1) \
+    || die "the installed environment does not work:"$'\n'"$out"
+  if [ -n "$SMOKE_TEST" ]; then
+    say "$PROJECT: smoke test: $SMOKE_TEST"
+    (cd "$DIR" && PATH="$DIR/bin:$PATH" bash -c "$SMOKE_TEST") \
+      || die "the smoke test failed in $DIR: $SMOKE_TEST"
+  fi
+  FINISHED=1
+  cat <<EOF
+$PROJECT installed in $DIR
+  activate:   source $DIR/bin/activate      (leave: source $DIR/bin/deactivate)
+  or run:     $DIR/bin/python ...
+EOF
+  local name
+  for name in $LAUNCHERS; do
+    printf '  launcher:   %s\n' "$DIR/bin/$name"
+  done
+}
+
+main() {
+  local mode=install
+  DIR=
+  FORCE=0
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -p | --prefix)
+        [ $# -ge 2 ] || usage_error "$1 needs a directory"
+        DIR=$2
+        shift 2
+        ;;
+      --prefix=*) DIR=${1#--prefix=}; shift ;;
+      -f | --force) FORCE=1; shift ;;
+      --check) mode=check; shift ;;
+      --list) mode=list; shift ;;
+      --manifest) mode=manifest; shift ;;
+      -h | --help) mode=help; shift ;;
+      *) usage_error "unknown argument: $1" ;;
+    esac
+  done
+  case "$mode" in
+    help) usage; return 0 ;;
+    list) list_packages; return 0 ;;
+    manifest) print_manifest; return 0 ;;
+  esac
+  [ -f "$SELF" ] || die "run the installer as a file (bash $PROJECT-$PLATFORM.sh), not through a pipe"
+  DIR=${DIR:-./$PROJECT}
+  case "$DIR" in
+    /*) ;;
+    *) DIR=$PWD/${DIR#./} ;;
+  esac
+  while [ "${DIR%/}" != "$DIR" ] && [ "$DIR" != / ]; do DIR=${DIR%/}; done
+  case "$DIR" in
+    *[[:space:]]*) usage_error "the directory '$DIR' contains white space, which breaks conda environments; choose another" ;;
+  esac
+  if [ "$mode" = check ]; then
+    preflight "$DIR"
+    say "$PROJECT: this machine can run $PROJECT ($PLATFORM); install with: bash $ME -p $DIR"
+    return 0
+  fi
+  install
+}
+
+main "$@"
+exit
+__PORTABLE_ENV_PAYLOAD__
