@@ -184,6 +184,68 @@ def test_imports_in_function_bodies_are_required_unless_guarded(tmp_path: Path) 
     assert doc["optional"] == ["matplotlib-base", "psutil"]
 
 
+def test_lazy_imports_in_functions_are_required(tmp_path: Path) -> None:
+    proj = write(tmp_path, {
+        "run.py": "import mypkg\ndef main():\n    import yaml\n",
+        "mypkg/__init__.py": "from .core import f\n",
+        "mypkg/__main__.py": "def main():\n    import click\n",
+        "mypkg/core.py": ("import requests\n"
+                          "def f():\n    import matplotlib.pyplot\n    import numpy\n"),
+        "mypkg/util.py": "import numpy\n",
+    })
+    doc, _ = find_deps(proj)
+    assert doc["required"] == ["click", "matplotlib-base", "numpy", "pyyaml", "requests"], \
+        "an unguarded import in a function body is needed when the function runs"
+    assert doc["optional"] == []
+
+
+def test_modules_no_entry_point_loads_are_optional(tmp_path: Path) -> None:
+    proj = write(tmp_path, {
+        "mypkg/__init__.py": "from mypkg.db import connect\n",
+        "mypkg/db/__init__.py": ("from ..loader import load\nfrom . import registry\n"
+                                 "def connect(name):\n    return load('mypkg.db.backends.' + name)\n"),
+        "mypkg/loader.py": "import importlib\nload = importlib.import_module\n",
+        "mypkg/db/backends/__init__.py": "",
+        "mypkg/db/backends/mysql.py": "import MySQLdb\n",
+        "mypkg/db/backends/sqlite.py": "import sqlalchemy\n",
+        "mypkg/db/defaults.py": "ENGINE = 'mypkg.db.backends.sqlite'\n",
+        "mypkg/db/registry.py": "from . import defaults\nimport attr\n",
+        "mypkg/cli.py": "import click\n",
+        "mypkg/_tools/__init__.py": "",
+        "mypkg/_tools/gen.py": "import black\n",
+        "mypkg/lazy.py": "def f():\n    from mypkg._impl import g\n",
+        "mypkg/_impl.py": "import toolz\n",
+    })
+    doc, _ = find_deps(proj)
+    # cli: public module users run; registry -> defaults names sqlite as a string;
+    # _impl: imported by a function of lazy.py
+    assert doc["required"] == ["attrs", "click", "sqlalchemy", "toolz"]
+    assert doc["optional"] == ["black", "mysqlclient"]
+    assert doc["imports"]["mysqlclient"] == {"MySQLdb": ["mypkg/db/backends/mysql.py:1"]}
+
+
+def test_flat_project_files_are_all_entry_points(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"a.py": "import numpy\n", "b.py": "def f():\n    import yaml\n",
+                            "sub/c.py": "import requests\n", "nb.ipynb": notebook(
+                                ("code", "def g():\n    import scipy\n"))})
+    doc, _ = find_deps(proj)
+    assert doc["required"] == ["numpy", "pyyaml", "requests", "scipy"]
+    assert doc["optional"] == []
+
+
+def test_branches_picked_by_a_setting_are_optional(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"a.py": (
+        "from config import backend\n"
+        "if backend() == 'torch':\n    import torch\n"
+        "elif backend() in ('jax', 'flax'):\n    import jax\n"
+        "else:\n    import numpy\n"
+        "if __name__ == '__main__':\n    import yaml\n"),
+        "config.py": "def backend():\n    return 'torch'\n"})
+    doc, _ = find_deps(proj)
+    assert doc["required"] == ["numpy", "pyyaml"]
+    assert doc["optional"] == ["jax", "pytorch"]
+
+
 def test_availability_checks_make_imports_optional(tmp_path: Path) -> None:
     proj = write(tmp_path, {"a.py": (
         "import importlib.util, os\n"
