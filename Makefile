@@ -39,7 +39,7 @@ PLATFORM := $(or $(word 1,$(foreach p,Linux_x86_64:linux-64 Linux_aarch64:linux-
   Darwin_arm64:osx-arm64 Darwin_x86_64:osx-64,$(if $(filter $(subst $(space),_,$(UNAME)),$(word 1,$(subst :, ,$(p)))),$(word 2,$(subst :, ,$(p)))))),unsupported)
 
 PROJECTS := $(sort $(patsubst projects/%/,%,$(wildcard projects/*/)))
-PROJECT_GOALS := deps env-file lock check-lock env pack verify
+PROJECT_GOALS := deps env-file lock check-lock env pack verify manifest installer
 define nl
 
 
@@ -104,7 +104,7 @@ _ := $(shell printf '%s\n' $(SOURCES) | scripts/write-if-changed $(BDIR)/sources
 # Pack settings from project.yml, read without starting a tool (top-level
 # scalars: format, compression_level, slim, compile); FORMAT=... overrides.
 PACK_SETTINGS := $(if $(wildcard $(SETTINGS)),$(shell sed -n \
-  's/^\(format\|compression_level\|slim\|compile\):[[:space:]]*["'\'']\{0,1\}\([^"'\''#[:space:]]*\).*/\1=\2/p' $(SETTINGS)))
+  's/^\(format\|compression_level\|slim\|compile\|ship_code\):[[:space:]]*["'\'']\{0,1\}\([^"'\''#[:space:]]*\).*/\1=\2/p' $(SETTINGS)))
 setting = $(patsubst $(1)=%,%,$(filter $(1)=%,$(PACK_SETTINGS)))
 FORMAT ?=
 FORMAT := $(or $(FORMAT),$(call setting,format),tar.gz)
@@ -126,6 +126,13 @@ LOCK_ARGS = --env-file $(ENV_FILE) --lock $(LOCK) --explicit $(EXPLICIT) --platf
   --cache-dir $(CACHE) --deps $(DEPS) --settings $(SETTINGS)
 VERIFY_ARGS = --deps $(DEPS) --env-file $(ENV_FILE) --build-prefix $(CURDIR)/$(ENV) --workdir build/tmp --project $(P)
 ENV_INPUTS := $(LOCK) scripts/create-env
+# Issue 7: shipped code, manifest + SBOM (inside the env and beside the archive), installer.
+CODE_PLAN := $(KDIR)/code-plan.json
+META := $(ENV)/share/portable-env
+MANIFEST := $(KDIR)/$(P)-$(PLATFORM).manifest.json
+SBOM := $(KDIR)/$(P)-$(PLATFORM).cdx.json
+INSTALLER := $(KDIR)/$(P)-$(PLATFORM).sh
+MANIFEST_ARGS = --prefix $(ENV) --deps $(DEPS) --project $(P) --platform $(PLATFORM) --lock $(LOCK) --lock $(EXPLICIT)
 # (Re)creates the environment and records the lock it came from.
 CREATE_ENV = rm -f $(ENV_STAMP) && \
   $(STEP) env scripts/create-env --lock $(LOCK) --prefix $(ENV) --cache-dir $(PKGS) --platform $(PLATFORM) $(ENV_OPTS) && \
@@ -136,7 +143,7 @@ CREATE_ENV = rm -f $(ENV_STAMP) && \
 # line is therefore one complete step: it writes $@.tmp and renames it.
 export PORTABLE_ENV_LOCK := $(CURDIR)/$(BDIR)/.lock
 $(DEPS) $(ENV_FILE) $(LOCK) $(EXPLICIT) $(ENV_STAMP) $(PACKED) $(TARBALL) $(TARBALL).sha256 \
-  lock check-lock verify: SHELL := $(CURDIR)/scripts/locked-shell
+  $(CODE_PLAN) $(INSTALLER) dist/$(P)-$(PLATFORM).sh lock check-lock verify: SHELL := $(CURDIR)/scripts/locked-shell
 
 $(DEPS): $(SOURCES) $(BDIR)/sources.txt $(wildcard $(SETTINGS)) $(wildcard templates/import-map*.yml) \
     templates/project.yml scripts/find-deps scripts/check-settings | $(TOOLS)
@@ -158,20 +165,40 @@ $(ENV_STAMP): $(ENV_INPUTS) | $(TOOLS)
 	$(Q){ scripts/gate check --label '[$(P)] env' --salt='$(ENV_OPTS)' $@ $^ -- $(ENV)/conda-meta && \
 	  scripts/create-env --check --prefix $(ENV) ; } || { $(CREATE_ENV) ; }
 
+# What ship-code will put into the env (files with sha256, entry points):
+# its content changes only when a pack must ship something new.
+$(CODE_PLAN): $(SOURCES) $(BDIR)/sources.txt $(wildcard $(SETTINGS)) scripts/ship-code | $(TOOLS)
+	$(Q)mkdir -p $(@D) && scripts/ship-code --plan --project-dir $(PDIR) --project $(P) $(SETTINGS_OPT) > $@.tmp && \
+	  mv -f $@.tmp $@
+
 # Packed, then verified at another path, and only then given its final name.
 # An environment found incomplete here is recreated first, never packed.
-$(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) requirements.txt scripts/pack-env scripts/verify-pack | $(TOOLS)
-	$(Q)scripts/gate check --label '[$(P)] pack' --salt='$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 || { \
+$(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) $(CODE_PLAN) requirements.txt scripts/pack-env scripts/verify-pack \
+    scripts/ship-code scripts/write-manifest | $(TOOLS)
+	$(Q)scripts/gate check --label '[$(P)] pack' --salt='$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 $(MANIFEST) $(SBOM) || { \
 	  trap 'rm -f $@.unverified' EXIT; rm -f $@.stamp && \
 	  { scripts/create-env --check --prefix $(ENV) || { $(CREATE_ENV) ; } ; } && \
+	  $(STEP) ship scripts/ship-code --project-dir $(PDIR) --prefix $(ENV) --project $(P) $(SETTINGS_OPT) && \
+	  $(STEP) manifest scripts/write-manifest $(MANIFEST_ARGS) --out-manifest $(META)/manifest.json \
+	    --out-sbom $(META)/sbom.cdx.json && \
 	  $(STEP) pack scripts/pack-env --prefix $(ENV) --out $@.unverified $(PACK_OPTS) && \
 	  $(STEP) verify scripts/verify-pack $@.unverified $(VERIFY_ARGS) && \
 	  mv -f $@.unverified $@ && \
 	  (cd $(@D) && sha256sum $(@F)) > $@.sha256.tmp && mv -f $@.sha256.tmp $@.sha256 && \
+	  scripts/write-manifest $(MANIFEST_ARGS) --tarball $@ --out-manifest $(MANIFEST) --out-sbom $(SBOM) && \
 	  scripts/gate record --salt='$(PACK_OPTS)' $@.stamp $^ ; }
 
+$(MANIFEST) $(SBOM): $(PACKED)
+
 $(TARBALL) $(TARBALL).sha256 &: $(PACKED) $(BDIR)/key.txt
-	$(Q)scripts/publish $(PACKED) dist
+	$(Q)scripts/publish $(PACKED) dist && for f in $(MANIFEST) $(SBOM); do \
+	  cp -f $$f dist/$$(basename $$f).tmp && mv -f dist/$$(basename $$f).tmp dist/$$(basename $$f); done
+
+$(INSTALLER): $(PACKED) $(MANIFEST) templates/installer.sh scripts/make-installer $(wildcard $(SETTINGS)) | $(TOOLS)
+	$(Q)$(STEP) installer scripts/make-installer --tarball $(PACKED) --manifest $(MANIFEST) --out $@ $(SETTINGS_OPT)
+
+dist/$(P)-$(PLATFORM).sh: $(INSTALLER) $(BDIR)/key.txt
+	$(Q)scripts/publish $(INSTALLER) dist
 
 .PHONY: $(PROJECT_GOALS)
 deps: $(DEPS) ## Scan PROJECT's imports -> build/PROJECT/deps.yml
@@ -184,6 +211,9 @@ check-lock: $(ENV_FILE) | $(TOOLS) ## Say whether PROJECT's lock is stale, witho
 	$(Q)scripts/lock-env $(LOCK_ARGS) --check
 env: $(ENV_STAMP) ## Create PROJECT's environment from the lock -> build/PROJECT/.../env
 pack: $(TARBALL) ## Build, pack and verify PROJECT -> dist/PROJECT-PLATFORM.tar.gz
+manifest: $(TARBALL) ## Print what dist/PROJECT-PLATFORM's archive holds (packages, imports, glibc, code)
+	$(Q)scripts/write-manifest --print dist/$(notdir $(MANIFEST))
+installer: dist/$(P)-$(PLATFORM).sh ## Build dist/PROJECT-PLATFORM.sh, a self-extracting installer (bash it --help)
 verify: $(DEPS) $(ENV_FILE) | $(TOOLS) ## Verify dist/PROJECT-PLATFORM.tar.gz again (checksum, unpack, imports)
 	$(Q)$(STEP) verify scripts/verify-pack $(TARBALL) --sha256 $(TARBALL).sha256 $(VERIFY_ARGS)
 endif
@@ -205,6 +235,13 @@ demo: channel ## Offline demo: pack and verify projects/example against the loca
 
 test: | $(TOOLS) ## Run the test suite (offline; builds the local channel once)
 	$(Q)pytest $(if $(V),-v,-q) tests
+
+# scripts/bench: projects/example in a copy of the repo + a synthetic scan
+# project; medians against lower bounds. BENCH_ARGS=--quick (or --runs 5).
+BENCH_ARGS ?=
+.PHONY: bench
+bench: channel ## Benchmark the pipeline against lower bounds -> build/bench/results.md (BENCH_ARGS=--quick)
+	$(Q)scripts/bench --channel file://$(abspath $(CHANNEL_DIR)) $(BENCH_ARGS)
 
 # --- All projects: create, list, pack each ------------------------------------
 # scripts/projects (stdlib only, so it runs before `make tools`) is the one

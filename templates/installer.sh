@@ -5,6 +5,10 @@
 # Layout: this bash header, the line __PORTABLE_ENV_PAYLOAD__, then the
 # payload: the verified conda-pack archive (@@FORMAT@@), starting at byte
 # HEADER_SIZE + 1. The payload is streamed with tail -c, never read whole.
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo "error: run this installer with bash: bash $0 --help" >&2
+  exit 2
+fi
 set -euo pipefail
 
 PROJECT='@@PROJECT@@'
@@ -22,6 +26,10 @@ IMPORTS='@@IMPORTS@@'
 LAUNCHERS='@@LAUNCHERS@@'
 SMOKE_TEST=@@SMOKE_TEST@@
 SELF=${BASH_SOURCE[0]}
+case "$SELF" in
+  /*) ;;
+  *) SELF=$PWD/$SELF ;;
+esac
 ME=${SELF##*/}
 
 usage() {
@@ -199,6 +207,7 @@ env_python() {
 
 CREATED=0
 FINISHED=0
+# shellcheck disable=SC2329 # run by the EXIT trap
 cleanup() {
   if [ "$FINISHED" != 1 ] && [ "$CREATED" = 1 ] && [ -n "${DIR:-}" ]; then
     rm -rf -- "$DIR"
@@ -214,6 +223,7 @@ install() {
     CREATED=1
   fi
   trap cleanup EXIT
+  trap 'exit 130' INT TERM
   say "$PROJECT: unpacking into $DIR ..."
   extract "$DIR" || die "unpacking into $DIR failed (see above); check free space and permissions"
   [ -x "$DIR/bin/python" ] && [ -f "$DIR/bin/conda-unpack" ] \
@@ -226,7 +236,7 @@ install() {
     || die "the installed environment does not work:"$'\n'"$out"
   if [ -n "$SMOKE_TEST" ]; then
     say "$PROJECT: smoke test: $SMOKE_TEST"
-    (cd "$DIR" && PATH="$DIR/bin:$PATH" bash -c "$SMOKE_TEST") \
+    (cd "$DIR" && env -u PYTHONPATH -u PYTHONHOME PATH="$DIR/bin:$PATH" bash -c "$SMOKE_TEST") \
       || die "the smoke test failed in $DIR: $SMOKE_TEST"
   fi
   FINISHED=1
@@ -234,6 +244,7 @@ install() {
 $PROJECT installed in $DIR
   activate:   source $DIR/bin/activate      (leave: source $DIR/bin/deactivate)
   or run:     $DIR/bin/python ...
+  manifest:   $DIR/share/portable-env/manifest.json (when built with make pack)
 EOF
   local name
   for name in $LAUNCHERS; do
@@ -286,4 +297,5 @@ main() {
 
 main "$@"
 exit
+# shellcheck disable=SC2317 # the payload marker: never run
 __PORTABLE_ENV_PAYLOAD__
