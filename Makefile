@@ -124,7 +124,8 @@ ENV_OPTS := $(if $(filter true,$(call setting,compile)),--compile)
 PACK_OPTS := --format $(FORMAT) --level $(LEVEL) $(if $(filter true,$(call setting,slim)),--slim) $(if $(V),-v)
 LOCK_ARGS = --env-file $(ENV_FILE) --lock $(LOCK) --explicit $(EXPLICIT) --platform $(PLATFORM) \
   --cache-dir $(CACHE) --deps $(DEPS) --settings $(SETTINGS)
-VERIFY_ARGS = --deps $(DEPS) --env-file $(ENV_FILE) --build-prefix $(CURDIR)/$(ENV) --workdir build/tmp --project $(P)
+VERIFY_ARGS = --deps $(DEPS) --env-file $(ENV_FILE) --build-prefix $(CURDIR)/$(ENV) --workdir build/tmp --project $(P) \
+  $(SETTINGS_OPT)
 ENV_INPUTS := $(LOCK) scripts/create-env
 # Issue 7: shipped code, manifest + SBOM (inside the env and beside the archive), installer.
 CODE_PLAN := $(KDIR)/code-plan.json
@@ -173,8 +174,8 @@ $(CODE_PLAN): $(SOURCES) $(BDIR)/sources.txt $(wildcard $(SETTINGS)) scripts/shi
 
 # Packed, then verified at another path, and only then given its final name.
 # An environment found incomplete here is recreated first, never packed.
-$(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) $(CODE_PLAN) requirements.txt scripts/pack-env scripts/verify-pack \
-    scripts/ship-code scripts/write-manifest | $(TOOLS)
+$(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) $(CODE_PLAN) $(wildcard $(SETTINGS)) requirements.txt \
+    scripts/pack-env scripts/verify-pack scripts/ship-code scripts/write-manifest | $(TOOLS)
 	$(Q)scripts/gate check --label '[$(P)] pack' --salt='$(PACK_OPTS)' $@.stamp $^ -- $@ $@.sha256 $(MANIFEST) $(SBOM) || { \
 	  trap 'rm -f $@.unverified' EXIT; rm -f $@.stamp && \
 	  { scripts/create-env --check --prefix $(ENV) || { $(CREATE_ENV) ; } ; } && \

@@ -181,3 +181,25 @@ def test_zstd_slim_compiled_pack(repo: Repo, channel: str, host_python: str, tmp
                            f"tar --zstd -xf {tarball} -C {where} && {where}/bin/python {where}/bin/conda-unpack && "
                            f"{where}/bin/python -c 'import yaml, dateutil.parser'"], capture_output=True, text=True)
     assert user.returncode == 0, user.stderr
+
+
+def test_shipped_code_launcher_and_smoke_test(repo: Repo, channel: str, host_python: str, tmp_path: Path) -> None:
+    pdir = repo.project("tool", {
+        "hello/__init__.py": "",
+        "hello/cli.py": ("import sys\nimport six\n\ndef main():\n"
+                         "    print('hello', sys.argv[1:], sys.prefix)\n    return 0\n"),
+    }, settings='ship_code: true\nentry_points:\n  hello: "hello.cli:main"\nsmoke_test: "hello --check"\n')
+    out = repo.make("PROJECT=tool", *overrides(channel, host_python), "pack")
+    assert "verify: smoke test: hello --check" in out.stderr
+    where = tmp_path / "moved" / "tool"
+    where.mkdir(parents=True)
+    tarball = repo.root / "dist" / "tool-linux-64.tar.gz"
+    user = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "bash", "-c",
+                           f"tar -xzf {tarball} -C {where} && {where}/bin/hello a b"],
+                          capture_output=True, text=True)
+    assert user.returncode == 0, user.stderr
+    assert user.stdout.strip() == f"hello ['a', 'b'] {where}"
+    (pdir / "project.yml").write_text('ship_code: true\nentry_points:\n  hello: "hello.cli:main"\n'
+                                      'smoke_test: "hello && false"\n')
+    out = repo.make("PROJECT=tool", *overrides(channel, host_python), "pack", check=False)
+    assert out.returncode != 0 and "smoke_test 'hello && false' failed" in out.stderr
