@@ -114,16 +114,21 @@ def test_example_project_end_to_end(repo: Repo, channel: str, host_python: str, 
 
 
 def test_unknown_import_fails_with_override_hint_then_packs(repo: Repo, channel: str, host_python: str) -> None:
-    pdir = repo.project("odd", {"main.py": "import six\nimport sixish\n"})
+    pdir = repo.project("odd", {"main.py": "import six\n"})
     args = ["PROJECT=odd", *overrides(channel, host_python), "pack"]
+    repo.make(*args)
+    tarball = repo.root / "dist" / "odd-linux-64.tar.gz"
+    good = sha(tarball)
+    (pdir / "main.py").write_text("import six\nimport sixish\n")
     out = repo.make(*args, check=False)
     assert out.returncode != 0
     assert "import 'sixish' (in main.py:2)" in out.stderr
     assert "imports: {sixish: <package>}" in out.stderr and "projects/odd/project.yml" in out.stderr
-    assert not (repo.root / "dist" / "odd-linux-64.tar.gz").exists()
+    assert sha(tarball) == good, "the earlier good tarball is left intact"
+    assert subprocess.run(["sha256sum", "-c", tarball.name + ".sha256"], cwd=tarball.parent).returncode == 0
     (pdir / "project.yml").write_text('imports:\n  sixish: ""\n')
     repo.make(*args)
-    assert (repo.root / "dist" / "odd-linux-64.tar.gz").exists()
+    assert sha(tarball) == good, "the ignored import leaves the same environment: the same bytes"
 
 
 def test_verify_rejects_a_changed_tarball(repo: Repo, channel: str, host_python: str) -> None:

@@ -185,3 +185,20 @@ def test_full_dist_disk_is_named_and_leaves_nothing_half_written(repo: Repo, cha
         subprocess.run(["umount", str(dist)], check=True)
     repo.make(*make_args(channel, host_python), "pack")
     assert subprocess.run(["sha256sum", "-c", "tiny-linux-64.tar.gz.sha256"], cwd=dist).returncode == 0
+
+
+def test_damaged_package_cache_entry_is_fetched_again(repo: Repo, channel: str, host_python: str,
+                                                       tmp_path: Path) -> None:
+    repo.project("tiny", TINY)
+    pkgs = tmp_path / "private-pkgs"  # not the shared cache other tests use
+    args = [f"PKGS={pkgs}", *make_args(channel, host_python), "pack"]
+    repo.make(*args)
+    victim = next(pkgs.glob("six-*/site-packages/six.py"))
+    victim.unlink()
+    for env in (repo.root / "build" / "tiny").glob("*/env"):
+        shutil.rmtree(env)
+    for packed in (repo.root / "build" / "tiny").glob("*/tiny-linux-64.tar.gz"):
+        packed.unlink()
+    out = repo.make(*args)
+    assert "the package cache had incomplete entries (six-" in out.stderr
+    assert "[tiny] verify: done" in out.stderr and victim.exists()
