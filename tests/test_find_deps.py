@@ -260,6 +260,37 @@ def test_availability_checks_make_imports_optional(tmp_path: Path) -> None:
     assert doc["optional"] == ["cupy", "lxml", "numba", "pytorch"]
 
 
+def test_else_of_an_optional_import_is_optional(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"a.py": (
+        "try:\n    from urllib3.contrib import pyopenssl\nexcept ImportError:\n"
+        "    pyopenssl = None\nelse:\n    import cryptography\n"
+        "try:\n    import tomllib\nexcept ImportError:\n    tomllib = None\n"
+        "else:\n    import yaml\n")})
+    doc, _ = find_deps(proj)
+    # the first else runs only when the optional import worked; a try of a
+    # standard-library module always succeeds on the target
+    assert doc["required"] == ["pyyaml"]
+    assert doc["optional"] == ["cryptography", "urllib3"]
+
+
+def test_tests_and_hooks_that_name_the_module_make_its_import_optional(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"a.py": (
+        "from util import is_running_trio, array_type, register_lazy, mode\n"
+        "def event():\n    if is_running_trio():\n        import trio\n"
+        "def ns(x):\n    if isinstance(x, array_type('cupy')):\n        import cupy\n"
+        "def patch():\n    if 'gevent' in mode:\n        import gevent\n"
+        "@register_lazy('numba')\ndef _reg():\n    import numba\n"
+        "_yaml = None\ndef get_yaml():\n    global _yaml\n"
+        "    if _yaml is None:\n        import yaml as _yaml\n    return _yaml\n"
+        "def plot(x):\n    if x:\n        import matplotlib\n"
+        "@app.route('/requests')\ndef view():\n    import requests\n"),
+        "util.py": ""})
+    doc, _ = find_deps(proj)
+    # a lazy-import cache (`if _yaml is None`) and plain conditions stay required
+    assert doc["required"] == ["matplotlib-base", "pyyaml", "requests"]
+    assert doc["optional"] == ["cupy", "gevent", "numba", "trio"]
+
+
 def test_importlib_and_dunder_import_literals_are_detected(tmp_path: Path) -> None:
     proj = write(tmp_path, {"a.py": (
         "import importlib\nfrom importlib import import_module\n"
