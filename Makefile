@@ -104,7 +104,7 @@ _ := $(shell printf '%s\n' $(SOURCES) | scripts/write-if-changed $(BDIR)/sources
 # Pack settings from project.yml, read without starting a tool (top-level
 # scalars: format, compression_level, slim, compile); FORMAT=... overrides.
 PACK_SETTINGS := $(if $(wildcard $(SETTINGS)),$(shell sed -n \
-  's/^\(format\|compression_level\|slim\|compile\|ship_code\):[[:space:]]*["'\'']\{0,1\}\([^"'\''#[:space:]]*\).*/\1=\2/p' $(SETTINGS)))
+  's/^\(format\|compression_level\|slim\|compile\):[[:space:]]*["'\'']\{0,1\}\([^"'\''#[:space:]]*\).*/\1=\2/p' $(SETTINGS)))
 setting = $(patsubst $(1)=%,%,$(filter $(1)=%,$(PACK_SETTINGS)))
 FORMAT ?=
 FORMAT := $(or $(FORMAT),$(call setting,format),tar.gz)
@@ -127,7 +127,7 @@ LOCK_ARGS = --env-file $(ENV_FILE) --lock $(LOCK) --explicit $(EXPLICIT) --platf
 VERIFY_ARGS = --deps $(DEPS) --env-file $(ENV_FILE) --build-prefix $(CURDIR)/$(ENV) --workdir build/tmp --project $(P) \
   $(SETTINGS_OPT)
 ENV_INPUTS := $(LOCK) scripts/create-env
-# Issue 7: shipped code, manifest + SBOM (inside the env and beside the archive), installer.
+# Shipped code, manifest + SBOM (inside the env and beside the archive), installer.
 CODE_PLAN := $(KDIR)/code-plan.json
 META := $(ENV)/share/portable-env
 MANIFEST := $(KDIR)/$(P)-$(PLATFORM).manifest.json
