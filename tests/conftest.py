@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))  # pe_files, which the scripts import
 VENV_BIN = REPO / ".venv" / "bin"
 PKGS = REPO / "build" / "pkgs"
 CACHE = REPO / "build" / "cache"
@@ -106,5 +107,6 @@ def load_script(name: str):
     loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(REPO / "scripts" / name))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # dataclasses look their module up there
     loader.exec_module(module)
     return module

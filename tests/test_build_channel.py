@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import sys
@@ -11,25 +9,14 @@ import tarfile
 import time
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build-channel"
+from conftest import REPO, load_script
 
+SCRIPT = REPO / "scripts" / "build-channel"
 
-def load_script() -> ModuleType:
-    """Import scripts/build-channel (no .py suffix) as a module."""
-    loader = importlib.machinery.SourceFileLoader("build_channel", str(SCRIPT))
-    spec = importlib.util.spec_from_loader("build_channel", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_channel"] = module
-    loader.exec_module(module)
-    return module
-
-
-bc = load_script()
+bc = load_script("build-channel")
 
 
 # --- the wheel list
