@@ -145,10 +145,12 @@ export PORTABLE_ENV_LOCK := $(CURDIR)/$(BDIR)/.lock
 $(DEPS) $(ENV_FILE) $(LOCK) $(EXPLICIT) $(ENV_STAMP) $(PACKED) $(TARBALL) $(TARBALL).sha256 \
   $(CODE_PLAN) $(INSTALLER) dist/$(P)-$(PLATFORM).sh lock check-lock verify: SHELL := $(CURDIR)/scripts/locked-shell
 
-$(DEPS): $(SOURCES) $(BDIR)/sources.txt $(wildcard $(SETTINGS)) $(wildcard templates/import-map*.yml) \
+# key.txt: a PYTHON= override changes the standard library the scan uses.
+$(DEPS): $(SOURCES) $(BDIR)/sources.txt $(BDIR)/key.txt $(wildcard $(SETTINGS)) $(wildcard templates/import-map*.yml) \
     templates/project.yml scripts/find-deps scripts/check-settings | $(TOOLS)
 	$(Q)scripts/check-settings $(SETTINGS) && \
-	  $(STEP) scan scripts/find-deps $(PDIR) $(SETTINGS_OPT) > $@.tmp && mv -f $@.tmp $@
+	  $(STEP) scan scripts/find-deps $(PDIR) $(SETTINGS_OPT) $(if $(PYTHON),--python '$(PYTHON)') > $@.tmp && \
+	  mv -f $@.tmp $@
 
 $(ENV_FILE): $(DEPS) $(wildcard $(SETTINGS)) templates/environment.yml scripts/render-env | $(TOOLS)
 	$(Q)mkdir -p $(@D) && $(STEP) render scripts/render-env --name $(P) --template templates/environment.yml \
