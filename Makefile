@@ -193,8 +193,7 @@ $(PACKED): $(ENV_STAMP) $(DEPS) $(ENV_FILE) $(CODE_PLAN) $(wildcard $(SETTINGS))
 $(MANIFEST) $(SBOM): $(PACKED)
 
 $(TARBALL) $(TARBALL).sha256 &: $(PACKED) $(BDIR)/key.txt
-	$(Q)scripts/publish $(PACKED) dist && for f in $(MANIFEST) $(SBOM); do \
-	  cp -f $$f dist/$$(basename $$f).tmp && mv -f dist/$$(basename $$f).tmp dist/$$(basename $$f); done
+	$(Q)scripts/publish $(PACKED) dist $(MANIFEST) $(SBOM)
 
 $(INSTALLER): $(PACKED) $(MANIFEST) templates/installer.sh scripts/make-installer $(wildcard $(SETTINGS)) | $(TOOLS)
 	$(Q)$(STEP) installer scripts/make-installer --tarball $(PACKED) --manifest $(MANIFEST) --out $@ $(SETTINGS_OPT)
