@@ -66,7 +66,7 @@ def test_example_project_gives_the_seed_packages() -> None:
     assert doc["imports"]["numpy"] == {"numpy": ["first_file.py:2"]}
     assert set(doc["unresolved"]) <= {"pandas", "scipy"}
     assert "numpy" not in doc["unresolved"] and "scikit-learn" not in doc["unresolved"]
-    assert list(doc) == ["required", "optional", "unresolved", "imports", "unparsed"]
+    assert list(doc) == ["required", "optional", "on_demand", "unresolved", "imports", "unparsed"]
     assert "conda_forge_metadata" not in err and "Traceback" not in err
 
 
@@ -184,19 +184,26 @@ def test_imports_in_function_bodies_are_required_unless_guarded(tmp_path: Path) 
     assert doc["optional"] == ["matplotlib-base", "psutil"]
 
 
-def test_lazy_imports_in_functions_are_required(tmp_path: Path) -> None:
+def test_lazy_imports_required_in_programs_on_demand_in_package_modules(tmp_path: Path) -> None:
     proj = write(tmp_path, {
         "run.py": "import mypkg\ndef main():\n    import yaml\n",
         "mypkg/__init__.py": "from .core import f\n",
         "mypkg/__main__.py": "def main():\n    import click\n",
-        "mypkg/core.py": ("import requests\n"
+        "mypkg/tool.py": "def main():\n    import rich\nif __name__ == '__main__':\n    main()\n",
+        "mypkg/core.py": ("import requests\nfrom .backends import redis as _redis\n"
                           "def f():\n    import matplotlib.pyplot\n    import numpy\n"),
         "mypkg/util.py": "import numpy\n",
+        "mypkg/backends/__init__.py": "",
+        "mypkg/backends/redis.py": "import redis\nimport msgpack\n",
     })
-    doc, _ = find_deps(proj)
-    assert doc["required"] == ["click", "matplotlib-base", "numpy", "pyyaml", "requests"], \
-        "an unguarded import in a function body is needed when the function runs"
+    doc, err = find_deps(proj)
+    assert doc["required"] == ["click", "msgpack-python", "numpy", "pyyaml", "requests", "rich"], \
+        "an unguarded import in a function of a script, __main__ or program module is needed"
+    assert doc["on_demand"] == ["matplotlib-base", "redis-py"], \
+        "lazy imports of a package's inner modules and integration modules run on demand"
     assert doc["optional"] == []
+    assert "note: 2 package(s) are imported only on demand" in err
+    assert "matplotlib-base (mypkg/core.py:4)" in err and "install_on_demand: false" in err
 
 
 def test_modules_no_entry_point_loads_are_optional(tmp_path: Path) -> None:

@@ -67,9 +67,17 @@ def render(tmp_path: Path, deps: dict, settings: str | None = None, *extra: str)
 
 
 def test_render_env_defaults_from_template(tmp_path: Path) -> None:
-    env = render(tmp_path, {"required": ["numpy", "scikit-learn"], "optional": ["ujson"]})
+    env = render(tmp_path, {"required": ["numpy", "scikit-learn"], "optional": ["ujson"],
+                            "on_demand": ["h5py"]})
     assert env == {"name": "demo", "channels": ["conda-forge"],
-                   "dependencies": ["python=3.12", "numpy", "scikit-learn"]}
+                   "dependencies": ["python=3.12", "h5py", "numpy", "scikit-learn"]}, \
+        "on-demand packages are installed by default, optional ones are not"
+
+
+def test_render_env_can_leave_on_demand_packages_out(tmp_path: Path) -> None:
+    env = render(tmp_path, {"required": ["numpy"], "on_demand": ["h5py"]},
+                 "install_on_demand: false\n")
+    assert env["dependencies"] == ["python=3.12", "numpy"]
 
 
 def test_render_env_settings_and_overrides(tmp_path: Path) -> None:
@@ -106,7 +114,8 @@ def test_check_settings_names_every_problem(tmp_path: Path) -> None:
 
 def test_check_settings_keys_come_from_the_template() -> None:
     keys = load_script("check-settings").documented_keys()
-    assert {"python", "channels", "packages", "exclude", "imports", "include_tests", "install_optional"} <= set(keys)
+    assert {"python", "channels", "packages", "exclude", "imports", "include_tests", "install_optional",
+            "install_on_demand"} <= set(keys)
 
 
 def test_lock_env_records_and_reads_spec_hash(tmp_path: Path) -> None:
@@ -142,9 +151,12 @@ def test_lock_env_check_mode(tmp_path: Path) -> None:
 
 def test_lock_env_missing_message_names_import_files_and_fix() -> None:
     lock_env = load_script("lock-env")
-    msg = lock_env.missing_message(["cv3"], ["conda-forge"], {"cv3": {"cv3": ["a.py:3"]}}, "projects/p/project.yml")
+    scan = {"imports": {"cv3": {"cv3": ["a.py:3"]}, "h6py": {"h6py": ["b/c.py:9"]}},
+            "on_demand": ["h6py"]}
+    msg = lock_env.missing_message(["cv3", "h6py"], ["conda-forge"], scan, "projects/p/project.yml")
     assert "import 'cv3' (in a.py:3)" in msg
     assert "projects/p/project.yml:  imports: {cv3: <package>}" in msg
+    assert msg.count("only imported on demand: `install_on_demand: false`") == 1, msg
 
 
 def make_tar(path: Path, members: list[tarfile.TarInfo]) -> None:
