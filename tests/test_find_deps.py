@@ -231,6 +231,42 @@ def test_modules_no_entry_point_loads_are_optional(tmp_path: Path) -> None:
     assert doc["imports"]["mysqlclient"] == {"MySQLdb": ["mypkg/db/backends/mysql.py:1"]}
 
 
+def test_lazy_exports_and_program_modules_are_entry_points(tmp_path: Path) -> None:
+    proj = write(tmp_path, {
+        "mypkg/__init__.py": ("from importlib import import_module\n"
+                              "_EXPORTS = {'Stream': ('.streaming.chat', 'Stream')}\n"
+                              "def __getattr__(name):\n"
+                              "    mod, attr = _EXPORTS[name]\n"
+                              "    return getattr(import_module(mod, __name__), attr)\n"),
+        "mypkg/streaming/__init__.py": "",
+        "mypkg/streaming/chat/__init__.py": "",
+        "mypkg/streaming/chat/_impl.py": "import jiter\n",
+        "mypkg/streaming/chat/__init__.py": "from ._impl import *\n",
+        "mypkg/commands/__init__.py": "",
+        "mypkg/commands/tool.py": "import typer\nif __name__ == '__main__':\n    pass\n",
+        "mypkg/commands/_gen.py": "import black\nif __name__ == '__main__':\n    pass\n",
+    })
+    doc, _ = find_deps(proj)
+    # '.streaming.chat' is loaded by import_module(mod, __name__) (PEP 562
+    # lazy exports); tool.py runs as `python -m mypkg.commands.tool`;
+    # _gen.py is a private developer script
+    assert doc["required"] == ["jiter", "typer"]
+    assert doc["optional"] == ["black"]
+
+
+def test_flag_comparisons_guard_like_bare_flags(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"config.py": "LXML = DEFUSEDXML = NO_UJSON = UJSON = None\n", "a.py": (
+        "from config import LXML, DEFUSEDXML, NO_UJSON, UJSON\n"
+        "if LXML is True:\n    import lxml\nelse:\n    import html5lib\n"
+        "if DEFUSEDXML == True:\n    import defusedxml\n"
+        "if NO_UJSON is False:\n    pass\nelse:\n    import simplejson\n"
+        "if UJSON is not None:\n    import ujson\n"
+        "x = 0\nif x == 0:\n    import click\n")})
+    doc, _ = find_deps(proj)
+    assert doc["required"] == ["click", "html5lib", "simplejson"]
+    assert doc["optional"] == ["defusedxml", "lxml", "ujson"]
+
+
 def test_flat_project_files_are_all_entry_points(tmp_path: Path) -> None:
     proj = write(tmp_path, {"a.py": "import numpy\n", "b.py": "def f():\n    import yaml\n",
                             "sub/c.py": "import requests\n", "nb.ipynb": notebook(
