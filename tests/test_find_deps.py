@@ -190,17 +190,21 @@ def test_lazy_imports_required_in_programs_on_demand_in_package_modules(tmp_path
         "mypkg/__init__.py": "from .core import f\n",
         "mypkg/__main__.py": "def main():\n    import click\n",
         "mypkg/tool.py": "def main():\n    import rich\nif __name__ == '__main__':\n    main()\n",
-        "mypkg/core.py": ("import requests\nfrom .backends import redis as _redis\n"
-                          "def f():\n    import matplotlib.pyplot\n    import numpy\n"),
+        "mypkg/core.py": ("import requests\nfrom . import _dill\n"
+                          "def f():\n    import matplotlib.pyplot\n    import numpy\n"
+                          "def connect():\n    from .backends import redis\n"),
+        "mypkg/_dill.py": "import dill\n",
         "mypkg/util.py": "import numpy\n",
         "mypkg/backends/__init__.py": "",
         "mypkg/backends/redis.py": "import redis\nimport msgpack\n",
     })
     doc, err = find_deps(proj)
-    assert doc["required"] == ["click", "msgpack-python", "numpy", "pyyaml", "requests", "rich"], \
-        "an unguarded import in a function of a script, __main__ or program module is needed"
+    assert doc["required"] == ["click", "dill", "msgpack-python", "numpy", "pyyaml", "requests",
+                               "rich"], \
+        "an unguarded import in a function of a script, __main__ or program module is needed; " \
+        "so is a wrapper module (_dill.py) the package loads when it is imported"
     assert doc["on_demand"] == ["matplotlib-base", "redis-py"], \
-        "lazy imports of a package's inner modules and integration modules run on demand"
+        "lazy imports of a package's inner modules and integration modules loaded on demand"
     assert doc["optional"] == []
     assert "note: 2 package(s) are imported only on demand" in err
     assert "matplotlib-base (mypkg/core.py:4)" in err and "install_on_demand: false" in err
@@ -252,6 +256,46 @@ def test_lazy_exports_and_program_modules_are_entry_points(tmp_path: Path) -> No
     # _gen.py is a private developer script
     assert doc["required"] == ["jiter", "typer"]
     assert doc["optional"] == ["black"]
+
+
+def test_typing_only_exports_colon_strings_and_shipped_examples(tmp_path: Path) -> None:
+    proj = write(tmp_path, {
+        "mypkg/__init__.py": ("from typing import TYPE_CHECKING\n"
+                              "if TYPE_CHECKING:\n    from ._models import Model\n    import pandas\n"
+                              "_WHERE = {'Model': '_models'}\n"
+                              "def __getattr__(name):\n    import importlib\n"
+                              "    return getattr(importlib.import_module('.' + _WHERE[name], __name__), name)\n"),
+        "mypkg/_models.py": "import attr\n",
+        "mypkg/config.py": "PROTOCOLS = {'h11': 'mypkg.protocols.h11_impl:H11Protocol'}\n",
+        "mypkg/protocols/__init__.py": "",
+        "mypkg/protocols/h11_impl.py": "import h11\n",
+        "mypkg/plain.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ._hidden import X\n",
+        "mypkg/_hidden.py": "import toolz\n",
+        "mypkg/examples/plot_demo.py": "import seaborn\n",
+        "mypkg/examples/intro.ipynb": notebook(("code", "import plotly\n")),
+        "examples/run.py": "import mypkg\nimport click\n",
+    })
+    doc, _ = find_deps(proj)
+    # models: a PEP 562 lazy export named under TYPE_CHECKING; h11_impl: a
+    # 'module:attr' string; _hidden: a TYPE_CHECKING import of a module
+    # without __getattr__ loads nothing; examples inside the package are
+    # shipped docs, the project's own examples/ folder is code
+    assert doc["required"] == ["attrs", "click", "h11"]
+    assert doc["optional"] == ["toolz"]
+    assert "pandas" not in doc["imports"] and "seaborn" not in doc["imports"], \
+        "TYPE_CHECKING imports and shipped examples are never dependencies"
+
+
+def test_import_guarding_context_managers(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"a.py": (
+        "import contextlib\nfrom mylib import try_import\n"
+        "with try_import() as _imports:\n    import redis\n"
+        "with contextlib.suppress(ImportError):\n    import ujson\n"
+        "with contextlib.suppress(KeyError):\n    import click\n"
+        "with open('x') as f:\n    import yaml\n"), "mylib.py": ""})
+    doc, _ = find_deps(proj)
+    assert doc["required"] == ["click", "pyyaml"]
+    assert doc["optional"] == ["redis-py", "ujson"]
 
 
 def test_flag_comparisons_guard_like_bare_flags(tmp_path: Path) -> None:
