@@ -339,12 +339,14 @@ def test_availability_checks_make_imports_optional(tmp_path: Path) -> None:
         "if importlib.util.find_spec('numba') is not None:\n    import numba\n"
         "HAS_LXML = True\nif HAS_LXML:\n    import lxml\n"
         "if os.environ.get('USE_CUPY'):\n    import cupy\n"
+        "def is_tracing_enabled():\n    return False\n"
+        "if is_tracing_enabled():\n    import opentelemetry\n"
         "try:\n    import torch\nexcept ImportError:\n    torch = None\n"
         "def f():\n    import torch\n    return torch\n"
         "import click\n")})
     doc, _ = find_deps(proj)
     assert doc["required"] == ["click"]
-    assert doc["optional"] == ["cupy", "lxml", "numba", "pytorch"]
+    assert doc["optional"] == ["cupy", "lxml", "numba", "opentelemetry-api", "pytorch"]
 
 
 def test_else_of_an_optional_import_is_optional(tmp_path: Path) -> None:
