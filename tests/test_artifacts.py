@@ -462,3 +462,14 @@ def test_installer_template_tarball_listing_helper(built: Built) -> None:
         files = tf.getmembers()
     kb = mi.archive_facts(built.tarball, "tar.gz")
     assert kb >= sum(m.size for m in files) // 1024
+
+
+def test_smoke_imports_are_required_installed_ones() -> None:
+    manifest = load_script("write-manifest")
+    deps = {"required": ["six", "gone"], "optional": ["ujson"], "on_demand": ["h5py"],
+            "imports": {"six": {"six": ["a.py:1"]}, "gone": {"gone": ["a.py:2"]},
+                        "ujson": {"ujson": ["a.py:3"]}, "h5py": {"h5py": ["p/io.py:9"]}}}
+    imports = manifest.detected_imports(deps, {"six", "ujson", "h5py"})
+    assert {i["name"]: i["kind"] for i in imports} == {
+        "six": "required", "gone": "required", "ujson": "optional", "h5py": "on_demand"}
+    assert manifest.smoke_imports(imports) == ["six"]
