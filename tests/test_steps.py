@@ -1,7 +1,6 @@
 """Unit tests of the small pipeline scripts (no channel needed)."""
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -12,21 +11,6 @@ from pathlib import Path
 import yaml
 
 from conftest import REPO, load_script, run, script
-
-
-def test_gate_skips_only_when_content_is_unchanged(tmp_path: Path) -> None:
-    inp, out, stamp = tmp_path / "in", tmp_path / "out", tmp_path / "stamp"
-    inp.write_text("a")
-    assert script("gate", "check", str(stamp), str(inp), "--", str(out)).returncode == 1
-    script("gate", "record", str(stamp), str(inp), check=True)
-    assert script("gate", "check", str(stamp), str(inp), "--", str(out)).returncode == 1, "output missing"
-    out.write_text("x")
-    os.utime(out, (1, 1))
-    assert script("gate", "check", str(stamp), str(inp), "--", str(out)).returncode == 0
-    assert out.stat().st_mtime > 1, "a kept output is touched so make sees it up to date"
-    assert script("gate", "check", "--salt", "other", str(stamp), str(inp), "--", str(out)).returncode == 1
-    inp.write_text("b")
-    assert script("gate", "check", str(stamp), str(inp), "--", str(out)).returncode == 1
 
 
 def test_write_if_changed_keeps_mtime_on_same_content(tmp_path: Path) -> None:
@@ -118,47 +102,6 @@ def test_check_settings_keys_come_from_the_template() -> None:
             "install_on_demand"} <= set(keys)
 
 
-def test_lock_env_records_and_reads_spec_hash(tmp_path: Path) -> None:
-    lock_env = load_script("lock-env")
-    spec = tmp_path / "environment.yml"
-    spec.write_text("name: x\nchannels: [c]\ndependencies: [python=3.11]\n")
-    explicit = tmp_path / "conda-linux-64.lock"
-
-    digest = lock_env.spec_hash(spec)
-    assert digest == hashlib.sha256(spec.read_bytes()).hexdigest()
-    lines = ["# platform: linux-64", f"{lock_env.HASH_LINE}{digest}", "@EXPLICIT"]
-    explicit.write_text("\n".join(lines) + "\nhttps://x/a.conda#" + "0" * 64 + "\n")
-    assert lock_env.recorded_hash(explicit) == digest
-    assert lock_env.recorded_hash(tmp_path / "missing") is None
-    assert lock_env.spec_name("numpy>=1.26") == "numpy" and lock_env.spec_name("python=3.11") == "python"
-
-
-def test_lock_env_check_mode(tmp_path: Path) -> None:
-    spec = tmp_path / "environment.yml"
-    spec.write_text("name: x\nchannels: [c]\ndependencies: [python=3.11]\n")
-    lock, explicit = tmp_path / "rattler-lock.yml", tmp_path / "conda-linux-64.lock"
-    args = ["--env-file", str(spec), "--lock", str(lock), "--explicit", str(explicit), "--check"]
-    proc = script("lock-env", *args)
-    assert proc.returncode == 1 and "is missing" in proc.stderr
-    digest = hashlib.sha256(spec.read_bytes()).hexdigest()
-    explicit.write_text(f"# spec-sha256: {digest}\n@EXPLICIT\n")
-    lock.write_text("version: 6\n")
-    assert script("lock-env", *args).returncode == 0
-    spec.write_text("name: x\nchannels: [c]\ndependencies: [python=3.12]\n")
-    proc = script("lock-env", *args)
-    assert proc.returncode == 1 and "different environment.yml" in proc.stderr
-
-
-def test_lock_env_missing_message_names_import_files_and_fix() -> None:
-    lock_env = load_script("lock-env")
-    scan = {"imports": {"cv3": {"cv3": ["a.py:3"]}, "h6py": {"h6py": ["b/c.py:9"]}},
-            "on_demand": ["h6py"]}
-    msg = lock_env.missing_message(["cv3", "h6py"], ["conda-forge"], scan, "projects/p/project.yml")
-    assert "import 'cv3' (in a.py:3)" in msg
-    assert "projects/p/project.yml:  imports: {cv3: <package>}" in msg
-    assert msg.count("only imported on demand: `install_on_demand: false`") == 1, msg
-
-
 def make_tar(path: Path, members: list[tarfile.TarInfo]) -> None:
     with tarfile.open(path, "w:gz") as tf:
         for m in members:
@@ -231,22 +174,6 @@ def test_python_scripts_have_main_and_help() -> None:
         assert "def main(" in p.read_text() and "argparse" in p.read_text(), p
         proc = run([str(p), "--help"])
         assert proc.returncode == 0 and "usage:" in proc.stdout, p
-
-
-def test_create_env_check_finds_missing_package_files(tmp_path: Path) -> None:
-    create_env = load_script("create-env")
-    prefix = tmp_path / "env"
-    assert create_env.missing_files(prefix) == ["conda-meta/"]
-    (prefix / "conda-meta").mkdir(parents=True)
-    (prefix / "conda-meta" / "six-1.0-0.json").write_text('{"files": ["lib/six.py", "bin/six"]}')
-    (prefix / "lib").mkdir()
-    (prefix / "lib" / "six.py").write_text("")
-    assert create_env.missing_files(prefix) == ["bin/six"]
-    proc = script("create-env", "--check", "--prefix", str(prefix))
-    assert proc.returncode == 1 and "1 files missing, e.g. bin/six" in proc.stderr
-    (prefix / "bin").mkdir()
-    (prefix / "bin" / "six").symlink_to("nowhere")  # a dangling link is still the package's file
-    assert script("create-env", "--check", "--prefix", str(prefix)).returncode == 0
 
 
 def test_pack_env_normalises_entries_and_scrubs_build_paths() -> None:
