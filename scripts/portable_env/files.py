@@ -1,0 +1,104 @@
+"""File helpers: hashing, atomic writes, and the one walker of a project's files.
+
+``project_files`` is the single definition of what a project's files are:
+the scan, ship-code and Make's source list (``scripts/project-files``) all
+use it, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Folders that are never project code: caches, VCS data, virtual envs.
+SKIP_DIRS = frozenset({
+    "__pycache__", "node_modules", "site-packages", "dist-packages", ".git", ".hg", ".svn",
+    ".tox", ".nox", ".venv", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache",
+    "__pypackages__",
+})
+SOURCE_SUFFIXES = (".py", ".ipynb")
+
+
+def sha256_of(path: Path | str) -> str:
+    """Hex sha256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write data to path through a unique temporary file in the same folder
+    and a rename: readers see the old or the new content, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_if_changed(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
+    """write_atomic only when the bytes differ (the mtime moves on real change
+    only); True when the file was written."""
+    new = data.encode() if isinstance(data, str) else data
+    try:
+        if Path(path).read_bytes() == new:
+            return False
+    except OSError:
+        pass
+    write_atomic(Path(path), new, mode)
+    return True
+
+
+def spec_name(spec: str) -> str:
+    """Package name of a conda match spec ("numpy>=1.26" -> "numpy")."""
+    return re.split(r"[ =<>!~\[]", str(spec).strip(), maxsplit=1)[0]
+
+
+def canon(name: str) -> str:
+    """Comparable package name (lowercase, -_. runs as '-')."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
+    """os.walk of a project tree, sorted, without hidden folders, caches and
+    virtual environments (folders with pyvenv.cfg or conda-meta/)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        keep = []
+        for name in sorted(dirnames):
+            if name in SKIP_DIRS or name.startswith("."):
+                continue
+            sub = d / name
+            if (sub / "pyvenv.cfg").exists() or (sub / "conda-meta").is_dir():
+                continue
+            keep.append(name)
+        dirnames[:] = keep
+        yield d, keep, sorted(f for f in filenames if not f.startswith("."))
+
+
+def project_files(root: Path) -> list[Path]:
+    """The project's source files (.py, .ipynb), relative to root, sorted."""
+    out = []
+    for d, _dirs, files in walk(root):
+        for name in files:
+            if name.endswith(SOURCE_SUFFIXES):
+                out.append((d / name).relative_to(root))
+    return sorted(out, key=lambda p: p.as_posix())
+
+
+def project_dirs(root: Path) -> list[Path]:
+    """The folders project_files looks into (root first), relative to root:
+    a file added, removed or renamed in one changes that folder's mtime."""
+    return [d.relative_to(root) for d, _dirs, _files in walk(root)]
