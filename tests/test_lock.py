@@ -1,25 +1,31 @@
-"""lock-env: the spec hash recorded in the lock, check mode, the unsolvable-import message."""
+"""lock-env and portable_env.lock: the spec hash recorded in the lock, check mode, the
+unsolvable-import message, and the one lock reader (rattler.LockFile)."""
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-from conftest import load_script, script
+import pytest
+from conftest import CACHE, script
+from portable_env import lock as lock_mod
+from portable_env.errors import UserError
+from portable_env.files import spec_name
+from portable_env.settings import resolve
 
 
 def test_lock_env_records_and_reads_spec_hash(tmp_path: Path) -> None:
-    lock_env = load_script("lock-env")
     spec = tmp_path / "environment.yml"
     spec.write_text("name: x\nchannels: [c]\ndependencies: [python=3.11]\n")
     explicit = tmp_path / "conda-linux-64.lock"
 
-    digest = lock_env.spec_hash(spec)
+    digest = lock_mod.spec_hash(spec)
     assert digest == hashlib.sha256(spec.read_bytes()).hexdigest()
-    lines = ["# platform: linux-64", f"{lock_env.HASH_LINE}{digest}", "@EXPLICIT"]
+    lines = ["# platform: linux-64", f"{lock_mod.HASH_LINE}{digest}", "@EXPLICIT"]
     explicit.write_text("\n".join(lines) + "\nhttps://x/a.conda#" + "0" * 64 + "\n")
-    assert lock_env.recorded_hash(explicit) == digest
-    assert lock_env.recorded_hash(tmp_path / "missing") is None
-    assert lock_env.spec_name("numpy>=1.26") == "numpy" and lock_env.spec_name("python=3.11") == "python"
+    assert lock_mod.recorded_hash(explicit) == digest
+    assert lock_mod.recorded_hash(tmp_path / "missing") is None
+    assert lock_mod.package_hashes(explicit, "linux-64") == {"a.conda": "0" * 64}
+    assert spec_name("numpy>=1.26") == "numpy" and spec_name("python=3.11") == "python"
 
 
 def test_lock_env_check_mode(tmp_path: Path) -> None:
@@ -39,10 +45,65 @@ def test_lock_env_check_mode(tmp_path: Path) -> None:
 
 
 def test_lock_env_missing_message_names_import_files_and_fix() -> None:
-    lock_env = load_script("lock-env")
     scan = {"imports": {"cv3": {"cv3": ["a.py:3"]}, "h6py": {"h6py": ["b/c.py:9"]}},
             "on_demand": ["h6py"]}
-    msg = lock_env.missing_message(["cv3", "h6py"], ["conda-forge"], scan, "projects/p/project.yml")
+    msg = lock_mod.missing_message(["cv3", "h6py"], ["conda-forge"], scan, "projects/p/project.yml")
     assert "import 'cv3' (in a.py:3)" in msg
     assert "projects/p/project.yml:  imports: {cv3: <package>}" in msg
     assert msg.count("only imported on demand: `install_on_demand: false`") == 1, msg
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dependencies: [python]\n", "no channels"),
+    ("channels: [c]\ndependencies: [{pip: [x]}]\n", "only conda match specs"),
+    ("channels: [a\n", "not valid YAML"),
+    ("- a list\n", "must be a mapping"),
+])
+def test_lock_env_refuses_a_bad_environment_file(tmp_path: Path, text: str, message: str) -> None:
+    spec = tmp_path / "environment.yml"
+    spec.write_text(text)
+    with pytest.raises(UserError, match=message):
+        lock_mod.read_env_file(spec)
+    proc = script("lock-env", "--env-file", str(spec), "--lock", str(tmp_path / "l.yml"),
+                  "--explicit", str(tmp_path / "e.lock"))
+    assert proc.returncode == 1 and proc.stderr.startswith("error: lock: ") and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_read_records_refuses_an_unreadable_lock(tmp_path: Path) -> None:
+    bad = tmp_path / "rattler-lock.yml"
+    bad.write_text("version: 6\n")
+    with pytest.raises(UserError, match="not a readable lock file|has no packages"):
+        lock_mod.read_records(bad, "linux-64")
+    with pytest.raises(UserError, match="not a readable lock file"):
+        lock_mod.read_records(tmp_path / "absent.yml", "linux-64")
+
+
+def test_solve_write_and_read_back_through_rattler_lockfile(tmp_path: Path, channel: str, host_python: str) -> None:
+    """A real solve: the rattler lock read back (the one reader) gives the same packages and
+    sha256 as the @EXPLICIT lock; a second run keeps both files without solving."""
+    spec = tmp_path / "environment.yml"
+    spec.write_text(f"name: t\nchannels: [{channel}]\ndependencies: [python={host_python}, six]\n")
+    (tmp_path / "t").mkdir()
+    s = resolve(tmp_path / "t")
+    settings = tmp_path / "settings.json"
+    settings.write_text(s.to_json())
+    lock, explicit = tmp_path / "out" / "rattler-lock.yml", tmp_path / "out" / "conda-linux-64.lock"
+    args = ["--env-file", str(spec), "--lock", str(lock), "--explicit", str(explicit), "--cache-dir", str(CACHE)]
+    script("lock-env", *args, check=True)
+    records = lock_mod.read_records(lock, "linux-64")
+    names = sorted(r.name.normalized for r in records)
+    assert "six" in names and "python" in names
+    assert lock_mod.package_hashes(lock, "linux-64") == lock_mod.package_hashes(explicit, "linux-64")
+    assert lock_mod.recorded_hash(explicit) == lock_mod.spec_hash(spec)
+    assert sorted(p.name for p in lock.parent.iterdir()) == ["conda-linux-64.lock", "rattler-lock.yml"]
+    before = lock.read_bytes()
+    again = script("lock-env", *args, check=True)
+    assert "unchanged since the lock was solved" in again.stderr and lock.read_bytes() == before
+    # An unknown package: named with the fix, no traceback, no lock written.
+    spec.write_text(f"name: t\nchannels: [{channel}]\ndependencies: [python={host_python}, nosuchpkg]\n")
+    proc = script("lock-env", *args[:2], "--lock", str(tmp_path / "l2.yml"), "--explicit",
+                  str(tmp_path / "e2.lock"), "--cache-dir", str(CACHE), "--settings", str(settings))
+    assert proc.returncode == 1 and f"'nosuchpkg': listed in 'packages:' of {s.settings_file}" in proc.stderr, \
+        proc.stderr
+    assert not (tmp_path / "l2.yml").exists() and not (tmp_path / "e2.lock").exists()

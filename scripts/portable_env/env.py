@@ -1,0 +1,146 @@
+"""Environments: create one from a rattler lock with py-rattler, check one is complete.
+
+No solving and no conda: the locked packages are fetched into the shared
+package cache and hard-linked into the prefix. The prefix is removed first, so
+a half-installed environment from an interrupted run never survives. The
+install runs in a child process (``python -m portable_env.env``) and is retried
+when that process dies (py-rattler's installer was seen to segfault once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from portable_env.errors import UserError
+from portable_env.lock import read_records
+
+# Fault injection for the test suite: the first install attempt's process
+# kills itself with SIGSEGV after installing, like the crash seen once in
+# py-rattler's worker threads. The value is a marker file path.
+FAULT_ENV = "PORTABLE_ENV_FAULT_INSTALL_SEGV"
+SCRIPTS = Path(__file__).resolve().parent.parent  # what the child needs on sys.path
+
+
+def missing_files(prefix: Path) -> list[str]:
+    """Files listed in the prefix's conda-meta records that do not exist."""
+    meta = prefix / "conda-meta"
+    if not meta.is_dir():
+        return ["conda-meta/"]
+    missing = []
+    for record in sorted(meta.glob("*.json")):
+        for rel in json.loads(record.read_text()).get("files", []):
+            if not os.path.lexists(prefix / rel):
+                missing.append(rel)
+    return missing
+
+
+def check(prefix: Path) -> int:
+    """0 when no package file of prefix is missing, else 1 with a message."""
+    missing = missing_files(prefix)
+    if missing:
+        print(f"env: {prefix} is incomplete ({len(missing)} files missing, e.g. {missing[0]}); "
+              "recreating it", file=sys.stderr)
+        return 1
+    return 0
+
+
+def compile_pyc(prefix: Path) -> None:
+    """Precompile the environment's Python files, deterministically (unchecked-hash pycs)."""
+    python = prefix / "bin" / "python"
+    if not python.exists():
+        return
+    print("env: compiling .pyc files", file=sys.stderr, flush=True)
+    # -s/-p: the .pyc files record paths without the build prefix (Python
+    # uses the real path of the source when it loads them).
+    subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                    "-s", str(prefix), "-p", "/", str(prefix / "lib")], check=False, stdout=subprocess.DEVNULL,
+                   env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "0"})
+
+
+def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
+    """Install the lock into prefix (runs inside the child process)."""
+    import rattler
+    from rattler.exceptions import InstallerError
+
+    records = read_records(lock, platform)
+    print(f"env: installing {len(records)} packages into {prefix}", file=sys.stderr, flush=True)
+    try:
+        asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache_dir, show_progress=False))
+    except InstallerError as exc:
+        # A cache entry with files deleted fails to link: drop the entries
+        # the error names and install once more (they are fetched again).
+        broken = sorted(set(re.findall(re.escape(str(cache_dir)) + r"/([^/\s]+)/", str(exc))))
+        if not broken:
+            raise UserError(f"installing into {prefix} failed: {exc}") from None
+        print(f"env: the package cache had incomplete entries ({', '.join(broken)}); removed them, "
+              "installing again", file=sys.stderr, flush=True)
+        for name in broken:
+            shutil.rmtree(cache_dir / name, ignore_errors=True)
+        shutil.rmtree(prefix, ignore_errors=True)
+        try:
+            asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache_dir,
+                                        show_progress=False))
+        except InstallerError as again:
+            raise UserError(f"installing into {prefix} failed: {again}\n  delete the package "
+                            f"cache {cache_dir} (safe) and run again") from None
+    # rattler leaves its cache marker in the prefix; it names the build path
+    # and is no part of the environment.
+    (prefix / "CACHEDIR.TAG").unlink(missing_ok=True)
+    marker = os.environ.get(FAULT_ENV)
+    if marker and not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def run_child(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> int:
+    """Run install() in a child process; its return code (negative: killed by that signal)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS), env.get("PYTHONPATH")]))
+    return subprocess.call([sys.executable, "-m", "portable_env.env", "--lock", str(lock), "--prefix",
+                            str(prefix), "--cache-dir", str(cache_dir), "--platform", platform], env=env)
+
+
+def create(lock: Path, prefix: Path, cache_dir: Path, platform: str, compile_: bool = False,
+           tries: int = 2) -> None:
+    """(Re)create prefix from lock, retrying when the installer process dies; UserError when it cannot."""
+    for attempt in range(1, tries + 1):
+        shutil.rmtree(prefix, ignore_errors=True)
+        rc = run_child(lock, prefix, cache_dir, platform)
+        if rc == 0:
+            if compile_:
+                compile_pyc(prefix)
+            return
+        shutil.rmtree(prefix, ignore_errors=True)
+        if rc > 0:  # a reported error (bad lock, missing package): retrying will not help
+            raise UserError(f"could not create {prefix} from {lock} (see above); "
+                            "the partial environment was removed")
+        print(f"env: the installer died (signal {-rc}) on attempt {attempt} of {tries}", file=sys.stderr)
+    raise UserError(f"the installer kept dying; {prefix} was removed. Run the same make command again; "
+                    f"if it keeps failing, run with V=1 and delete the package cache {cache_dir} (safe).")
+
+
+def _child_main() -> int:
+    """The child process: install the lock into the prefix (paths made absolute)."""
+    ap = argparse.ArgumentParser(prog="portable_env.env", description="install a lock (create-env's child)")
+    ap.add_argument("--lock", type=Path, required=True)
+    ap.add_argument("--prefix", type=Path, required=True)
+    ap.add_argument("--cache-dir", type=Path, required=True)
+    ap.add_argument("--platform", required=True)
+    args = ap.parse_args()
+    install(args.lock, args.prefix.resolve(), args.cache_dir.resolve(), args.platform)
+    return 0
+
+
+if __name__ == "__main__":
+    from portable_env.rattler_exit import run_and_exit
+
+    run_and_exit(_child_main, "env")
