@@ -73,7 +73,7 @@ def test_lock_env_refuses_a_bad_environment_file(tmp_path: Path, text: str, mess
 def test_read_records_refuses_an_unreadable_lock(tmp_path: Path) -> None:
     bad = tmp_path / "rattler-lock.yml"
     bad.write_text("version: 6\n")
-    with pytest.raises(UserError, match="not a readable lock file|has no packages"):
+    with pytest.raises(UserError, match="not a readable lock file"):
         lock_mod.read_records(bad, "linux-64")
     with pytest.raises(UserError, match="not a readable lock file"):
         lock_mod.read_records(tmp_path / "absent.yml", "linux-64")

@@ -47,8 +47,10 @@ def check(prefix: Path) -> int:
     """0 when no package file of prefix is missing, else 1 with a message."""
     missing = missing_files(prefix)
     if missing:
-        print(f"env: {prefix} is incomplete ({len(missing)} files missing, e.g. {missing[0]}); "
-              "recreating it", file=sys.stderr)
+        print(
+            f"env: {prefix} is incomplete ({len(missing)} files missing, e.g. {missing[0]}); recreating it",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -61,9 +63,26 @@ def compile_pyc(prefix: Path) -> None:
     print("env: compiling .pyc files", file=sys.stderr, flush=True)
     # -s/-p: the .pyc files record paths without the build prefix (Python
     # uses the real path of the source when it loads them).
-    subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-                    "-s", str(prefix), "-p", "/", str(prefix / "lib")], check=False, stdout=subprocess.DEVNULL,
-                   env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "0"})
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(prefix),
+            "-p",
+            "/",
+            str(prefix / "lib"),
+        ],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "0"},
+    )
 
 
 def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
@@ -81,17 +100,20 @@ def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
         broken = sorted(set(re.findall(re.escape(str(cache_dir)) + r"/([^/\s]+)/", str(exc))))
         if not broken:
             raise UserError(f"installing into {prefix} failed: {exc}") from None
-        print(f"env: the package cache had incomplete entries ({', '.join(broken)}); removed them, "
-              "installing again", file=sys.stderr, flush=True)
+        print(
+            f"env: the package cache had incomplete entries ({', '.join(broken)}); removed them, installing again",
+            file=sys.stderr,
+            flush=True,
+        )
         for name in broken:
             shutil.rmtree(cache_dir / name, ignore_errors=True)
         shutil.rmtree(prefix, ignore_errors=True)
         try:
-            asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache_dir,
-                                        show_progress=False))
+            asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache_dir, show_progress=False))
         except InstallerError as again:
-            raise UserError(f"installing into {prefix} failed: {again}\n  delete the package "
-                            f"cache {cache_dir} (safe) and run again") from None
+            raise UserError(
+                f"installing into {prefix} failed: {again}\n  delete the package cache {cache_dir} (safe) and run again"
+            ) from None
     # rattler leaves its cache marker in the prefix; it names the build path
     # and is no part of the environment.
     (prefix / "CACHEDIR.TAG").unlink(missing_ok=True)
@@ -105,12 +127,25 @@ def run_child(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> int:
     """Run install() in a child process; its return code (negative: killed by that signal)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS), env.get("PYTHONPATH")]))
-    return subprocess.call([sys.executable, "-m", "portable_env.env", "--lock", str(lock), "--prefix",
-                            str(prefix), "--cache-dir", str(cache_dir), "--platform", platform], env=env)
+    return subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "portable_env.env",
+            "--lock",
+            str(lock),
+            "--prefix",
+            str(prefix),
+            "--cache-dir",
+            str(cache_dir),
+            "--platform",
+            platform,
+        ],
+        env=env,
+    )
 
 
-def create(lock: Path, prefix: Path, cache_dir: Path, platform: str, compile_: bool = False,
-           tries: int = 2) -> None:
+def create(lock: Path, prefix: Path, cache_dir: Path, platform: str, compile_: bool = False, tries: int = 2) -> None:
     """(Re)create prefix from lock, retrying when the installer process dies; UserError when it cannot."""
     for attempt in range(1, tries + 1):
         shutil.rmtree(prefix, ignore_errors=True)
@@ -121,11 +156,12 @@ def create(lock: Path, prefix: Path, cache_dir: Path, platform: str, compile_: b
             return
         shutil.rmtree(prefix, ignore_errors=True)
         if rc > 0:  # a reported error (bad lock, missing package): retrying will not help
-            raise UserError(f"could not create {prefix} from {lock} (see above); "
-                            "the partial environment was removed")
+            raise UserError(f"could not create {prefix} from {lock} (see above); the partial environment was removed")
         print(f"env: the installer died (signal {-rc}) on attempt {attempt} of {tries}", file=sys.stderr)
-    raise UserError(f"the installer kept dying; {prefix} was removed. Run the same make command again; "
-                    f"if it keeps failing, run with V=1 and delete the package cache {cache_dir} (safe).")
+    raise UserError(
+        f"the installer kept dying; {prefix} was removed. Run the same make command again; "
+        f"if it keeps failing, run with V=1 and delete the package cache {cache_dir} (safe)."
+    )
 
 
 def _child_main() -> int:

@@ -29,8 +29,9 @@ def digest(inputs: Sequence[str], salt: str = "") -> str:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
         except OSError as exc:
-            raise UserError(f"gate: cannot read the input {name} ({exc.strerror}); "
-                            "it must exist before this step runs") from None
+            raise UserError(
+                f"gate: cannot read the input {name} ({exc.strerror}); it must exist before this step runs"
+            ) from None
     return h.hexdigest()
 
 

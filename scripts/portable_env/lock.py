@@ -34,6 +34,7 @@ EXPLICIT_MARK = "@EXPLICIT"
 
 # ---------------------------------------------------------------- the spec hash
 
+
 def spec_hash(env_file: Path) -> str:
     """sha256 of the environment.yml bytes."""
     return hashlib.sha256(env_file.read_bytes()).hexdigest()
@@ -44,7 +45,7 @@ def recorded_hash(explicit: Path) -> str | None:
     try:
         for line in explicit.read_text().splitlines():
             if line.startswith(HASH_LINE):
-                return line[len(HASH_LINE):].strip()
+                return line[len(HASH_LINE) :].strip()
             if line.startswith(EXPLICIT_MARK):
                 break
     except OSError:
@@ -53,6 +54,7 @@ def recorded_hash(explicit: Path) -> str | None:
 
 
 # ---------------------------------------------------------------- reading locks
+
 
 def read_records(lock: Path, platform: str) -> list[Any]:
     """The locked ``rattler.RepoDataRecord`` s of the lock's default environment for platform.
@@ -66,8 +68,10 @@ def read_records(lock: Path, platform: str) -> list[Any]:
     try:
         env = rattler.LockFile.from_path(lock).default_environment()
     except (ParseCondaLockError, OSError) as exc:
-        raise UserError(f"{lock} is not a readable lock file ({exc}); restore it "
-                        f"(git checkout -- {lock}) or re-solve it with make lock") from None
+        raise UserError(
+            f"{lock} is not a readable lock file ({exc}); restore it "
+            f"(git checkout -- {lock}) or re-solve it with make lock"
+        ) from None
     # conda_repodata_records_for_platform() panicked in py-rattler 0.28: take the mapping.
     records = (env.conda_repodata_records() if env else {}).get(platform)
     if not records:
@@ -100,6 +104,7 @@ def package_hashes(lock: Path, platform: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- solving
+
 
 @dataclass(frozen=True)
 class EnvSpec:
@@ -148,14 +153,19 @@ def missing_message(missing: list[str], channels: list[str], scan: dict[str, Any
         imports = (scan.get("imports") or {}).get(name) or {}
         if imports:
             for imp, where in imports.items():
-                lines.append(f"  - '{name}': import '{imp}' (in {', '.join(where[:3])})"
-                             f"{' ...' if len(where) > 3 else ''}")
-                lines.append(f"      if '{imp}' comes from another conda package, add to {settings}:"
-                             f"  imports: {{{imp}: <package>}}")
-                lines.append(f"      if it is not needed, add:  imports: {{{imp}: \"\"}}")
+                lines.append(
+                    f"  - '{name}': import '{imp}' (in {', '.join(where[:3])}){' ...' if len(where) > 3 else ''}"
+                )
+                lines.append(
+                    f"      if '{imp}' comes from another conda package, add to {settings}:"
+                    f"  imports: {{{imp}: <package>}}"
+                )
+                lines.append(f'      if it is not needed, add:  imports: {{{imp}: ""}}')
             if name in (scan.get("on_demand") or []):
-                lines.append(f"      it is only imported on demand: `install_on_demand: false` in "
-                             f"{settings} leaves out every such package")
+                lines.append(
+                    f"      it is only imported on demand: `install_on_demand: false` in "
+                    f"{settings} leaves out every such package"
+                )
         else:
             lines.append(f"  - '{name}': listed in 'packages:' of {settings} (or the template); fix or remove it")
     return "\n".join(lines)
@@ -168,8 +178,9 @@ async def _missing_names(channels: list[str], platform: str, names: list[str], g
     return [n for n in names if n.lower() not in found]
 
 
-async def solve(channels: list[str], specs: list[str], platform: str, cache_dir: Path,
-                scan: dict[str, Any], settings: str) -> list[Any]:
+async def solve(
+    channels: list[str], specs: list[str], platform: str, cache_dir: Path, scan: dict[str, Any], settings: str
+) -> list[Any]:
     """Solve specs against channels for one platform; UserError when impossible."""
     import rattler
     from rattler.exceptions import FetchRepoDataError, GatewayError, InvalidMatchSpecError, SolverError
@@ -179,23 +190,32 @@ async def solve(channels: list[str], specs: list[str], platform: str, cache_dir:
         missing = await _missing_names(channels, platform, sorted({spec_name(s) for s in specs}), gateway)
         if missing:
             raise UserError(missing_message(missing, channels, scan, settings))
-        return list(await rattler.solve(
-            sources=channels, specs=specs, gateway=gateway,
-            platforms=[rattler.Platform(platform), rattler.Platform("noarch")],
-            virtual_packages=rattler.VirtualPackage.detect(),
-        ))
+        return list(
+            await rattler.solve(
+                sources=channels,
+                specs=specs,
+                gateway=gateway,
+                platforms=[rattler.Platform(platform), rattler.Platform("noarch")],
+                virtual_packages=rattler.VirtualPackage.detect(),
+            )
+        )
     except (FetchRepoDataError, GatewayError) as exc:
-        raise UserError(f"cannot read the channels {channels}: {exc}\n"
-                        "  check the channel URL (a local channel needs <dir>/<subdir>/repodata.json) "
-                        "and the network, or set CHANNELS=...") from None
+        raise UserError(
+            f"cannot read the channels {channels}: {exc}\n"
+            "  check the channel URL (a local channel needs <dir>/<subdir>/repodata.json) "
+            "and the network, or set CHANNELS=..."
+        ) from None
     except InvalidMatchSpecError as exc:
         raise UserError(f"invalid package spec: {exc}\n  fix it in {settings} ('packages:')") from None
     except SolverError as exc:
-        raise UserError(f"the specs cannot be satisfied together: {exc}\n"
-                        f"  relax the pins in {settings} ('packages:', 'python:') or PYTHON=...") from None
+        raise UserError(
+            f"the specs cannot be satisfied together: {exc}\n"
+            f"  relax the pins in {settings} ('packages:', 'python:') or PYTHON=..."
+        ) from None
 
 
 # ---------------------------------------------------------------- writing locks
+
 
 def explicit_text(records: list[Any], platform: str, name: str, digest: str) -> str:
     """The @EXPLICIT lock: a header, then url#sha256 in install order."""
@@ -235,6 +255,7 @@ def write_lock(records: list[Any], channels: list[str], platform: str, path: Pat
 
 # ---------------------------------------------------------------- the step
 
+
 def _current_hash(env_file: Path) -> str:
     """spec_hash of the environment.yml being locked; UserError when it cannot be read."""
     try:
@@ -253,26 +274,41 @@ def check(env_file: Path, lock: Path, explicit: Path) -> int:
     return 1
 
 
-def lock_env(env_file: Path, lock: Path, explicit: Path, platform: str, cache_dir: Path,
-             deps: Path | None, settings_file: str, force: bool = False) -> None:
+def lock_env(
+    env_file: Path,
+    lock: Path,
+    explicit: Path,
+    platform: str,
+    cache_dir: Path,
+    deps: Path | None,
+    settings_file: str,
+    force: bool = False,
+) -> None:
     """Solve env_file into lock + explicit, unless they were solved from the same content (and not force)."""
     digest = _current_hash(env_file)
     if recorded_hash(explicit) == digest and lock.exists() and not force:
         for p in (lock, explicit):
             os.utime(p)
-        print(f"lock: {env_file} unchanged since the lock was solved; kept {explicit}"
-              " (make lock re-solves)", file=sys.stderr)
+        print(
+            f"lock: {env_file} unchanged since the lock was solved; kept {explicit} (make lock re-solves)",
+            file=sys.stderr,
+        )
         return
     spec = read_env_file(env_file)
-    print(f"lock: solving {len(spec.specs)} specs for {platform} against {', '.join(spec.channels)}",
-          file=sys.stderr, flush=True)
-    records = asyncio.run(solve(spec.channels, spec.specs, platform, cache_dir, scan_results(deps),
-                                settings_file))
+    print(
+        f"lock: solving {len(spec.specs)} specs for {platform} against {', '.join(spec.channels)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    records = asyncio.run(solve(spec.channels, spec.specs, platform, cache_dir, scan_results(deps), settings_file))
     write_lock(records, spec.channels, platform, lock)
     write_atomic(explicit, explicit_text(records, platform, spec.name, digest))
     local = [c for c in spec.channels if c.startswith("file:")]
     if local and "build" not in explicit.parts:
-        print(f"lock: warning: {explicit} records local paths ({', '.join(local)}); it only installs "
-              "where that channel exists. For a local channel prefer CHANNELS=..., which keeps its lock "
-              "under build/", file=sys.stderr)
+        print(
+            f"lock: warning: {explicit} records local paths ({', '.join(local)}); it only installs "
+            "where that channel exists. For a local channel prefer CHANNELS=..., which keeps its lock "
+            "under build/",
+            file=sys.stderr,
+        )
     print(f"lock: {len(records)} packages -> {explicit}, {lock}", file=sys.stderr)

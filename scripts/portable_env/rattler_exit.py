@@ -8,6 +8,7 @@ renamed into place. Executables that used rattler therefore leave through
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -20,10 +21,8 @@ from portable_env.errors import run
 def exit_without_finalizing(code: int) -> NoReturn:
     """Flush stdout and stderr, then end the process with code, skipping interpreter finalization."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stream: nothing to flush
             stream.flush()
-        except (OSError, ValueError):
-            pass
     os._exit(code)
 
 
@@ -41,7 +40,7 @@ def run_and_exit(main: Callable[[], int], prog: str | None = None) -> NoReturn:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    except BaseException:  # noqa: BLE001 - a bug: show it, then still skip finalization
+    except BaseException:  # a bug: show it, then still skip finalization
         traceback.print_exc()
         code = 1
     exit_without_finalizing(code)
