@@ -1,0 +1,361 @@
+"""Pack a conda environment into a relocatable, reproducible archive.
+
+conda-pack does the relocation work through its public interface
+(``CondaEnv`` / ``File`` / ``CondaEnv.pack``): prefix rewriting,
+bin/conda-unpack, the activate scripts. It writes a plain, uncompressed tar
+beside the output; this module then rewrites that tar entry by entry into
+the final archive, so identical environments give byte-identical archives,
+on any checkout path, at any time and with any number of threads:
+  - entries in conda-pack's (sorted) order,
+  - mtime = the archive time (formats.archive_mtime: $SOURCE_DATE_EPOCH,
+    else the newest package build timestamp, which the lock fixes),
+  - owner/group 0/0 with no names, permissions 0755 or 0644,
+  - conda-meta/*.json without the fields that name the build machine's paths
+    (extracted_package_dir, link.source, sha256_in_prefix and the size of
+    prefix-rewritten files): they are wrong after unpacking anyway,
+  - compression whose output does not depend on the thread count: gzip in
+    fixed 1 MiB blocks (each primed with the previous 32 KiB, one gzip
+    member, a fixed header), zstd in its multi-threaded mode (deterministic
+    for any number of workers >= 1), bz2 and xz on one thread.
+Files no package owns that do not contain the build path (shipped code,
+the manifest, compiled .pyc files) are packed as they are, so
+bin/conda-unpack does not list them with the build path.
+The archive is written to OUT.tmp and renamed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import fnmatch
+import io
+import json
+import lzma
+import os
+import struct
+import sys
+import tarfile
+import tempfile
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from portable_env import formats
+from portable_env.errors import UserError
+
+# slim: true leaves these out (fnmatch on paths in the prefix; '*' crosses
+# '/'): installed packages' test suites, static libraries, C headers and
+# documentation. Nothing a packed program imports at run time. (.pyc files
+# stay: they exist only when compile: true asked for them.)
+SLIM_EXCLUDES = [
+    "lib/python*/site-packages/*/tests/*",
+    "lib/python*/site-packages/*/testing/tests/*",
+    "*.a",
+    "include/*",
+    "share/doc/*",
+    "share/man/*",
+    "share/info/*",
+]
+GZIP_BLOCK = 1 << 20  # fixed: the compressed bytes never depend on the number of threads
+GZIP_WINDOW = 32768
+# conda-pack skips these top-level folders of a prefix.
+SKIPPED_TOP = {"pkgs", "envs", "conda-bld"}
+
+
+def env_mtime(prefix: Path) -> int:
+    """The archive time of the environment at prefix (formats.archive_mtime of its packages)."""
+    stamps = []
+    for meta in sorted((prefix / "conda-meta").glob("*.json")):
+        try:
+            stamps.append(json.loads(meta.read_text()).get("timestamp"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return formats.archive_mtime(stamps)
+
+
+def normalise(info: tarfile.TarInfo, mtime: int) -> tarfile.TarInfo:
+    """A copy of a tar entry with nothing but its name, kind, link and size
+    (times, owners and permissions normalised)."""
+    out = tarfile.TarInfo(info.name)
+    out.type = info.type
+    out.linkname = info.linkname
+    out.size = info.size if info.isreg() else 0
+    out.mtime = mtime
+    out.uid = out.gid = 0
+    out.uname = out.gname = ""
+    if info.isdir() or ((info.isreg() or info.islnk()) and info.mode & 0o111):
+        out.mode = 0o755
+    elif info.isreg() or info.islnk():
+        out.mode = 0o644
+    else:
+        out.mode = 0o777 if info.issym() else info.mode
+    return out
+
+
+def scrub_record(data: bytes) -> bytes:
+    """A conda-meta record without the fields that depend on the build paths."""
+    record = json.loads(data)
+    record.pop("extracted_package_dir", None)
+    (record.get("link") or {}).pop("source", None)
+    for entry in (record.get("paths_data") or {}).get("paths", []):
+        entry.pop("sha256_in_prefix", None)
+        if entry.get("prefix_placeholder"):
+            entry.pop("size_in_bytes", None)
+    return (json.dumps(record, indent=2) + "\n").encode()
+
+
+def is_record(name: str) -> bool:
+    """Whether an archive entry is a conda-meta package record."""
+    return name.startswith("conda-meta/") and name.endswith(".json") and name.count("/") == 1
+
+
+# --- what conda-pack packs -----------------------------------------------------
+
+def _unowned_pycs(prefix: Path, known: set[str]) -> list[str]:
+    """.pyc files conda-pack leaves out (their source belongs to a package):
+    the ones `compile: true` made, kept."""
+    found = []
+    for dirpath, dirs, files in os.walk(prefix):
+        if Path(dirpath) == prefix:
+            dirs[:] = [d for d in dirs if d not in SKIPPED_TOP]
+        for name in files:
+            if name.endswith(".pyc"):
+                rel = Path(dirpath, name).relative_to(prefix).as_posix()
+                if rel not in known:
+                    found.append(rel)
+    return sorted(found)
+
+
+def _as_packed(file: Any, prefix: bytes) -> Any:
+    """An unowned file without the build path in it needs no rewriting: pack
+    it as it is (conda-pack would list it in bin/conda-unpack, with the build
+    path, so the archive would differ per checkout)."""
+    from conda_pack import File
+
+    if file.file_mode == "unknown" and not file.is_conda and os.path.isfile(file.source) \
+            and not os.path.islink(file.source):
+        with open(file.source, "rb") as f:
+            if prefix not in f.read():
+                return File(file.source, file.target, is_conda=False, file_mode=None)
+    return file
+
+
+def conda_env(prefix: Path, slim: bool = False) -> Any:
+    """The conda_pack.CondaEnv to pack: every file of prefix (compiled .pyc
+    files included), unowned files without the build path as they are,
+    SLIM_EXCLUDES left out when slim."""
+    from conda_pack import CondaEnv, File
+
+    env = CondaEnv.from_prefix(str(prefix))
+    known = {f.target for f in env.files}
+    extra = [File(os.path.join(env.prefix, rel), rel, is_conda=False, file_mode="unknown")
+             for rel in _unowned_pycs(Path(env.prefix), known)]
+    raw_prefix = env.prefix.encode()
+    env = CondaEnv(env.prefix, [_as_packed(f, raw_prefix) for f in [*env.files, *extra]])
+    if slim:
+        for pattern in SLIM_EXCLUDES:
+            env = env.exclude(pattern)
+    return env
+
+
+def slimmed_bytes(prefix: Path) -> tuple[int, int]:
+    """(files, bytes) that slim leaves out of prefix."""
+    count = size = 0
+    for dirpath, _dirs, files in os.walk(prefix):
+        for name in files:
+            path = Path(dirpath, name)
+            rel = path.relative_to(prefix).as_posix()
+            if any(fnmatch.fnmatch(rel, pattern) for pattern in SLIM_EXCLUDES) and not path.is_symlink():
+                count += 1
+                size += path.stat().st_size
+    return count, size
+
+
+# --- compression -------------------------------------------------------------
+
+class Writer(Protocol):
+    """A compressing byte sink over the output file."""
+
+    def write(self, data: bytes) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _deflate(block: bytes, level: int, window: bytes) -> bytes:
+    """One block as raw deflate, primed with the previous data, ending byte-aligned (not final)."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=window) if window else \
+        zlib.compressobj(level, zlib.DEFLATED, -15)
+    return c.compress(block) + c.flush(zlib.Z_SYNC_FLUSH)
+
+
+class GzipWriter:
+    """One gzip member made of independently compressed fixed-size blocks
+    (as pigz does): the same bytes with 1 or N threads."""
+
+    def __init__(self, out: IO[bytes], level: int, jobs: int, mtime: int) -> None:
+        self.out, self.level, self.jobs = out, level, max(1, jobs)
+        self.pool = ThreadPoolExecutor(self.jobs) if self.jobs > 1 else None
+        self.pending: deque[Future[bytes]] = deque()
+        self.buf = bytearray()
+        self.window = b""
+        self.crc = self.size = 0
+        xfl = 2 if level == 9 else 4 if level == 1 else 0
+        out.write(b"\x1f\x8b\x08\x00" + struct.pack("<I", mtime & 0xFFFFFFFF) + bytes([xfl, 255]))
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        while len(self.buf) >= GZIP_BLOCK:
+            self._block(bytes(self.buf[:GZIP_BLOCK]))
+            del self.buf[:GZIP_BLOCK]
+        return len(data)
+
+    def _block(self, block: bytes) -> None:
+        self.crc = zlib.crc32(block, self.crc)
+        self.size += len(block)
+        window, self.window = self.window, (self.window + block)[-GZIP_WINDOW:]
+        if self.pool is None:
+            self.out.write(_deflate(block, self.level, window))
+            return
+        self.pending.append(self.pool.submit(_deflate, block, self.level, window))
+        while len(self.pending) > 2 * self.jobs:
+            self.out.write(self.pending.popleft().result())
+
+    def close(self) -> None:
+        try:
+            if self.buf:
+                self._block(bytes(self.buf))
+            while self.pending:
+                self.out.write(self.pending.popleft().result())
+            self.out.write(zlib.compressobj(self.level, zlib.DEFLATED, -15).flush())  # the final, empty block
+            self.out.write(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+
+
+class StreamWriter:
+    """A one-stream compressor object (bz2, lzma, or nothing) over out."""
+
+    def __init__(self, out: IO[bytes], compressor: Any | None) -> None:
+        self.out, self.compressor = out, compressor
+
+    def write(self, data: bytes) -> int:
+        self.out.write(self.compressor.compress(data) if self.compressor else data)
+        return len(data)
+
+    def close(self) -> None:
+        if self.compressor:
+            self.out.write(self.compressor.flush())
+
+
+class ZstdWriter:
+    """zstd in its multi-threaded mode, whose output is the same for any number of workers >= 1."""
+
+    def __init__(self, out: IO[bytes], level: int, jobs: int) -> None:
+        try:
+            import zstandard
+        except ImportError:
+            raise UserError("writing tar.zst needs the Python module zstandard; install the tools again: "
+                            "make tools") from None
+        self.stream = zstandard.ZstdCompressor(level=level, threads=max(1, jobs), write_checksum=True) \
+            .stream_writer(out, closefd=False)
+
+    def write(self, data: bytes) -> int:
+        self.stream.write(data)
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def writer(out: IO[bytes], fmt: formats.Format, level: int, jobs: int, mtime: int) -> Writer:
+    """The compressing writer of a format (formats.FORMATS) over out."""
+    if fmt.name == "tar.gz":
+        return GzipWriter(out, level, jobs, mtime)
+    if fmt.name == "tar.zst":
+        return ZstdWriter(out, level, jobs)
+    if fmt.name == "tar.bz2":
+        return StreamWriter(out, bz2.BZ2Compressor(level))
+    if fmt.name == "tar.xz":
+        return StreamWriter(out, lzma.LZMACompressor(format=lzma.FORMAT_XZ, preset=level))
+    return StreamWriter(out, None)
+
+
+# --- the archive ---------------------------------------------------------------
+
+def rewrite(plain_tar: Path, sink: Writer, mtime: int) -> None:
+    """Copy a plain tar into sink, every entry normalised, conda-meta records scrubbed."""
+    with tarfile.open(plain_tar, "r:") as src, \
+            tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as dst:  # type: ignore[call-overload]
+        for member in src:
+            info = normalise(member, mtime)
+            if not member.isreg():
+                dst.addfile(info)
+                continue
+            data = src.extractfile(member)
+            assert data is not None  # a regular file
+            if is_record(member.name):
+                body = scrub_record(data.read())
+                info.size = len(body)
+                dst.addfile(info, io.BytesIO(body))
+            else:
+                dst.addfile(info, data)
+
+
+@contextmanager
+def _temp_files_in(folder: Path) -> Iterator[None]:
+    """conda-pack writes its output through a temporary file: keep it beside
+    the output (same disk, no copy) instead of the system temp dir."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
+def pack(prefix: Path, out: Path, fmt: str = formats.DEFAULT, level: int | None = None, jobs: int = 1,
+         mtime: int | None = None, slim: bool = False, verbose: bool = False) -> None:
+    """Pack prefix into out (through out.tmp); UserError on a bad environment or format."""
+    from conda_pack import CondaPackException
+
+    form = formats.get(fmt)
+    if level is None:
+        level = form.default_level or 0
+    if form.levels and not form.levels[0] <= level <= form.levels[1]:
+        raise UserError(f"compression level {level} does not fit {fmt}: valid levels "
+                        f"{form.levels[0]}-{form.levels[1]}")
+    if not (prefix / "conda-meta").is_dir():
+        raise UserError(f"{prefix} is not a conda environment (no conda-meta/); rebuild it with make env")
+    stamp = env_mtime(prefix) if mtime is None else mtime
+    if slim:
+        count, size = slimmed_bytes(prefix)
+        print(f"pack: slim: leaving out {count} files, {size / 2**20:.1f} MiB (tests, headers, docs, "
+              "static libraries)", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    plain = out.with_name(out.name + ".plain.tar")
+    try:
+        try:
+            with _temp_files_in(out.parent):
+                conda_env(prefix, slim).pack(output=str(plain), format="tar", verbose=verbose, force=True)
+        except CondaPackException as exc:
+            raise UserError(f"conda-pack refused {prefix}: {exc}\n  rebuild the environment: rm -rf {prefix} "
+                            "and run make again") from None
+        with open(tmp, "wb") as raw:
+            sink = writer(raw, form, level, jobs, stamp)
+            try:
+                rewrite(plain, sink, stamp)
+            finally:
+                sink.close()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror} ({exc.filename or out}); free some space or make "
+                        "the directory writable") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        plain.unlink(missing_ok=True)
