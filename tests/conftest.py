@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))  # pe_files, which the scripts import
+sys.path.insert(0, str(REPO / "scripts"))  # the portable_env package
 VENV_BIN = REPO / ".venv" / "bin"
 PKGS = REPO / "build" / "pkgs"
 CACHE = REPO / "build" / "cache"
 # What a throwaway repo copies: the template, without projects or outputs.
-TEMPLATE_FILES = ["Makefile", "requirements.txt", "requirements.in", "scripts", "templates", "dist/.gitkeep",
-                  ".gitignore"]
+TEMPLATE_FILES = ["Makefile", "requirements.txt", "requirements.in", "requirements-dev.txt", "requirements-dev.in",
+                  "scripts", "templates", "dist/.gitkeep", ".gitignore"]
 
 
 def tool_env() -> dict[str, str]:
@@ -72,7 +72,8 @@ class Repo:
             src, dst = REPO / name, root / name
             dst.parent.mkdir(parents=True, exist_ok=True)
             if src.is_dir():
-                shutil.copytree(src, dst, copy_function=shutil.copy2)
+                shutil.copytree(src, dst, copy_function=shutil.copy2,
+                                ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(src, dst)
         (root / ".venv").symlink_to(REPO / ".venv")

@@ -102,3 +102,45 @@ def project_dirs(root: Path) -> list[Path]:
     """The folders project_files looks into (root first), relative to root:
     a file added, removed or renamed in one changes that folder's mtime."""
     return [d.relative_to(root) for d, _dirs, _files in walk(root)]
+
+
+# Characters a file name may have to be listed for Make (anything else would
+# be read by Make as syntax: spaces, '$', '%', ':', '#', '\\', wildcards).
+MAKE_SAFE = re.compile(r"[\w.+,=@/-]+")
+
+
+def make_fragment(root: Path) -> tuple[str, list[str]]:
+    """files.mk for Make (SOURCES, SOURCE_DIRS) and the names left out of it."""
+    files = [root / p for p in project_files(root)]
+    dirs = [root / d for d in project_dirs(root)]
+    left_out = [str(p) for p in files + dirs if not MAKE_SAFE.fullmatch(str(p))]
+    ok = [str(p) for p in files if MAKE_SAFE.fullmatch(str(p))]
+    okd = [str(p) for p in dirs if MAKE_SAFE.fullmatch(str(p))]
+    text = ("# Written by scripts/project-files; do not edit.\n"
+            f"SOURCES := {' '.join(ok)}\nSOURCE_DIRS := {' '.join(okd)}\n")
+    return text, left_out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/project-files: print the files, or write Make's list of them."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="project-files", description="List a project's files (the one walker).")
+    ap.add_argument("project_dir", type=Path)
+    ap.add_argument("--mk", type=Path, help="write Make's fragment (SOURCES, SOURCE_DIRS) here")
+    args = ap.parse_args(argv)
+    root: Path = args.project_dir
+    if not root.is_dir():
+        print(f"error: {root}: no such project folder", file=sys.stderr)
+        return 1
+    if args.mk is None:
+        for p in project_files(root):
+            print(root / p)
+        return 0
+    text, left_out = make_fragment(root)
+    for name in left_out:
+        print(f"warning: '{name}' has a character Make cannot track (space, $, %, :, #, ...); rename it so "
+              "changes to it trigger a rebuild (the scan still reads it)", file=sys.stderr)
+    write_atomic(args.mk, text)
+    return 0

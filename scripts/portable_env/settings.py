@@ -339,11 +339,13 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def make_fragment(s: Settings, ov: Overrides) -> str:
+def make_fragment(s: Settings, ov: Overrides, has_file: bool) -> str:
     """settings.mk: the values Make needs. Only validated values reach it
-    (names, a format from the table), so no text here is code to Make."""
+    (names, a format from the table), so no text here is code to Make.
+    S_ARGS is what it was made for (the overrides, whether project.yml
+    existed): the Makefile remakes it when they differ."""
     return (f"# Written by scripts/settings from {s.settings_file}; do not edit.\n"
-            f"S_ARGS := {ov.args()}\nS_KEY := {s.key}\nS_FORMAT := {s.format}\n")
+            f"S_ARGS := {ov.args()}|{int(has_file)}\nS_KEY := {s.key}\nS_FORMAT := {s.format}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("project_dir", type=Path, help="projects/<name>")
     ap.add_argument("--platform", default="linux-64", help="the conda platform being built for")
-    ap.add_argument("--json", type=Path, help="write the settings here (only when their content changed)")
+    ap.add_argument("--json", type=Path, help="write the settings to DIR/<key>/settings.json (only when their "
+                    "content changed)", metavar="DIR")
     ap.add_argument("--mk", type=Path, help="write the Make fragment here")
     ap.add_argument("--check", action="store_true", help="only validate; print nothing when fine")
     args = ap.parse_args(argv)
@@ -363,9 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         ov = Overrides.from_env()
         s = resolve(args.project_dir, args.platform, ov)
         if args.json:
-            write_if_changed(args.json, s.to_json())
+            write_if_changed(args.json / s.key / "settings.json", s.to_json())
         if args.mk:
-            write_atomic(args.mk, make_fragment(s, ov))
+            write_atomic(args.mk, make_fragment(s, ov, (args.project_dir / "project.yml").is_file()))
         if not (args.json or args.mk or args.check):
             print(s.to_json(), end="")
         return 0

@@ -1,0 +1,149 @@
+"""The two multi-step transactions of the graph, so the Makefile stays one
+command per rule (``scripts/build-step env|archive``).
+
+env:     create the environment from the lock, unless the content gate says
+         the lock (and the settings that shape the env) are what it was
+         made from and no package file is missing.
+archive: ship the project's code, write the manifest into the env, pack it,
+         verify the archive at another path, and only then give it its final
+         name with its checksum, manifest and SBOM. An environment found
+         incomplete here is recreated first, never packed.
+
+Each sub-step is one of the executables (scripts/create-env, ship-code,
+write-manifest, pack-env, verify-pack), run with a progress line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from portable_env import gate
+from portable_env.errors import UserError, run
+from portable_env.files import sha256_of, write_atomic
+from portable_env.settings import Settings, load
+
+SCRIPTS = Path(__file__).resolve().parent.parent
+
+
+def step(project: str, label: str, cmd: list[str]) -> None:
+    """Run one sub-step with a progress line and its duration; a failure
+    (the sub-step printed why) stops the transaction."""
+    tag = f"[{project}] {label}"
+    print(f"{tag} ...", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    code = subprocess.run(cmd).returncode
+    took = f"{time.monotonic() - start:.1f}s"
+    if code != 0:
+        raise UserError(f"{tag}: FAILED after {took} (exit {code}); see the messages above")
+    print(f"{tag}: done in {took}", file=sys.stderr, flush=True)
+
+
+def tool(name: str) -> str:
+    """Path of an executable in scripts/."""
+    return str(SCRIPTS / name)
+
+
+def env_salt(s: Settings) -> str:
+    """The settings that shape the environment beyond the lock."""
+    return f"compile={s.compile}"
+
+
+def env_complete(prefix: Path) -> bool:
+    """True when every file the env's packages recorded is there."""
+    return (prefix / "conda-meta").is_dir() and subprocess.run(
+        [tool("create-env"), "--check", "--prefix", str(prefix)]).returncode == 0
+
+
+def create_env(s: Settings, lock: Path, prefix: Path, stamp: Path, pkgs: str) -> None:
+    """(Re)create the environment from the lock and record the gate."""
+    stamp.unlink(missing_ok=True)
+    cmd = [tool("create-env"), "--lock", str(lock), "--prefix", str(prefix), "--cache-dir", pkgs,
+           "--platform", s.platform] + (["--compile"] if s.compile else [])
+    step(s.project, "create", cmd)
+    gate.record(stamp, gate.digest([str(lock)], env_salt(s)))
+
+
+def env_main(args: argparse.Namespace) -> int:
+    """build-step env: the environment, recreated only when needed."""
+    s = load(args.settings)
+    value = gate.digest([str(args.lock)], env_salt(s))
+    if gate.is_current(args.stamp, value, [str(args.prefix / "conda-meta")]) and env_complete(args.prefix):
+        os.utime(args.stamp)
+        print(f"[{s.project}] env: lock unchanged, kept {args.prefix}", file=sys.stderr)
+        return 0
+    create_env(s, args.lock, args.prefix, args.stamp, args.pkgs)
+    return 0
+
+
+def archive_main(args: argparse.Namespace) -> int:
+    """build-step archive: ship, manifest, pack, verify, then publish the
+    archive under its final name (in its build folder)."""
+    s = load(args.settings)
+    out: Path = args.out
+    outputs = [out, Path(f"{out}.sha256"), args.manifest, args.sbom]
+    inputs = [str(p) for p in (args.stamp, args.deps, args.env_file, args.settings, args.lock)]
+    stamp = Path(f"{out}.stamp")
+    value = gate.digest(inputs, "archive")
+    if gate.is_current(stamp, value, [str(p) for p in outputs]):
+        for p in outputs + [stamp]:
+            os.utime(p)
+        print(f"[{s.project}] archive: inputs unchanged, kept {out}", file=sys.stderr)
+        return 0
+    stamp.unlink(missing_ok=True)
+    if not env_complete(args.prefix):
+        print(f"[{s.project}] archive: {args.prefix} is incomplete; recreating it from the lock", file=sys.stderr)
+        create_env(s, args.lock, args.prefix, args.stamp, args.pkgs)
+    meta = args.prefix / "share" / "portable-env"
+    unverified = Path(f"{out}.unverified")
+    locks = ["--lock", str(args.lock), "--lock", str(args.explicit)]
+    manifest_args = ["--prefix", str(args.prefix), "--deps", str(args.deps), "--settings", str(args.settings),
+                     *locks]
+    try:
+        step(s.project, "ship", [tool("ship-code"), "--project-dir", s.project_dir, "--prefix", str(args.prefix),
+                                 "--settings", str(args.settings)])
+        step(s.project, "manifest", [tool("write-manifest"), *manifest_args,
+                                     "--out-manifest", str(meta / "manifest.json"),
+                                     "--out-sbom", str(meta / "sbom.cdx.json")])
+        step(s.project, "pack", [tool("pack-env"), "--prefix", str(args.prefix), "--out", str(unverified),
+                                 "--settings", str(args.settings)] + (["-v"] if args.verbose else []))
+        step(s.project, "verify", [tool("verify-pack"), str(unverified), "--deps", str(args.deps),
+                                   "--env-file", str(args.env_file), "--settings", str(args.settings),
+                                   "--build-prefix", str(args.prefix.resolve()), "--workdir", str(args.workdir)])
+        os.replace(unverified, out)
+    finally:
+        unverified.unlink(missing_ok=True)
+    write_atomic(Path(f"{out}.sha256"), f"{sha256_of(out)}  {out.name}\n")
+    subprocess.run([tool("write-manifest"), *manifest_args, "--tarball", str(out), "--out-manifest",
+                    str(args.manifest), "--out-sbom", str(args.sbom)], check=True)
+    gate.record(stamp, value)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/build-step: run the env or the archive transaction."""
+    ap = argparse.ArgumentParser(prog="build-step", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("env", "archive"):
+        p = sub.add_parser(name)
+        p.add_argument("--settings", type=Path, required=True, help="build/P/KEY/settings.json")
+        p.add_argument("--lock", type=Path, required=True, help="the rattler lock")
+        p.add_argument("--prefix", type=Path, required=True, help="the environment")
+        p.add_argument("--stamp", type=Path, required=True, help="the environment's gate stamp")
+        p.add_argument("--pkgs", default="build/pkgs", help="the package cache")
+    ar = sub.choices["archive"]
+    ar.add_argument("--explicit", type=Path, required=True, help="the @EXPLICIT lock")
+    ar.add_argument("--deps", type=Path, required=True)
+    ar.add_argument("--env-file", type=Path, required=True)
+    ar.add_argument("--out", type=Path, required=True, help="the verified archive to write")
+    ar.add_argument("--manifest", type=Path, required=True)
+    ar.add_argument("--sbom", type=Path, required=True)
+    ar.add_argument("--workdir", type=Path, default=Path("build/tmp"))
+    ar.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    return run(lambda: env_main(args) if args.command == "env" else archive_main(args))
