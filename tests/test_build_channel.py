@@ -41,7 +41,7 @@ def test_parse_wheel_list_rejects_unpinned_or_malformed_lines(line: str) -> None
 
 
 def test_parse_wheel_list_rejects_duplicates_after_normalisation() -> None:
-    with pytest.raises(UserError, match="list.txt:2: Python.Dateutil is already pinned on line 1"):
+    with pytest.raises(UserError, match=r"list\.txt:2: Python\.Dateutil is already pinned on line 1"):
         inputs.parse_wheel_list("python-dateutil==2.9.0\nPython.Dateutil==2.8.0\n", "list.txt")
 
 
@@ -181,8 +181,8 @@ def test_unsatisfied_depends_empty_for_a_closed_channel() -> None:
         pkg_index("python", "3.11.7", "h1_0_cpython", ("python_abi 3.11.* *_cp311",), "linux-64"),
         pkg_index("python_abi", "3.11", "8_cp311", (), "linux-64"),
         pkg_index("six", "1.17.0", depends=("python >=2.7",)),
-        pkg_index("numpy", "2.4.6", "py311_0", ("python >=3.11,<3.12.0a0", "python_abi 3.11.* *_cp311", "__glibc >=2.17"),
-              "linux-64"),
+        pkg_index("numpy", "2.4.6", "py311_0",
+                  ("python >=3.11,<3.12.0a0", "python_abi 3.11.* *_cp311", "__glibc >=2.17"), "linux-64"),
     ]
     assert index.unsatisfied_depends(indexes) == []
 
@@ -204,7 +204,8 @@ def test_unsatisfied_depends_names_the_missing_package_and_version() -> None:
 def test_with_python_depends_adds_python_to_noarch_only() -> None:
     assert convert.with_python_depends({"noarch": "python", "depends": []}) == ["python"]
     assert convert.with_python_depends({"noarch": "python", "depends": ["python >=3.9"]}) == ["python >=3.9"]
-    assert convert.with_python_depends({"noarch": "python", "depends": ["python-tzdata"]}) == ["python-tzdata", "python"]
+    with_tzdata = {"noarch": "python", "depends": ["python-tzdata"]}
+    assert convert.with_python_depends(with_tzdata) == ["python-tzdata", "python"]
     assert convert.with_python_depends({"depends": ["numpy"]}) == ["numpy"]
 
 
@@ -328,7 +329,8 @@ def test_import_names(paths: list[str], expected: tuple[str, ...]) -> None:
 def test_short_license_keeps_short_ones_and_cuts_embedded_files() -> None:
     assert convert.short_license("MIT") == "MIT"
     assert convert.short_license(None) is None
-    assert convert.short_license("BSD 3-Clause License         Copyright (c) 2008 " + "x" * 200) == "BSD 3-Clause License"
+    embedded = "BSD 3-Clause License         Copyright (c) 2008 " + "x" * 200
+    assert convert.short_license(embedded) == "BSD 3-Clause License"
     assert len(convert.short_license("y" * 300) or "") == 80
 
 
@@ -378,7 +380,7 @@ def test_write_conda_is_reproducible_and_readable(tmp_path: Path) -> None:
 
 
 def test_write_conda_rejects_other_suffixes(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not a .conda"):
+    with pytest.raises(ValueError, match=r"not a \.conda"):
         archive.write_conda(make_tree(tmp_path), tmp_path / "pkg.tar.bz2", mtime=0)
 
 

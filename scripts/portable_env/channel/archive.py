@@ -23,9 +23,9 @@ def write_conda(tree: Path, dest: Path, mtime: int, level: int = ZSTD_LEVEL) -> 
     gives the same bytes (and the same sha256 in the repodata).
     """
     try:
-        from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
+        from compression import zstd  # Python >= 3.14
     except ImportError:
-        from backports import zstd  # type: ignore[import-not-found,no-redef]
+        from backports import zstd  # the same module, before 3.14
 
     if not dest.name.endswith(".conda"):
         raise ValueError(f"not a .conda file name: {dest}")

@@ -85,7 +85,7 @@ def gather_wheels(pins: Sequence[WheelPin], cache: Path, tools: Tools, verbose: 
         log(f"downloaded {path.name} ({human_size(path.stat().st_size)}) ... {time.monotonic() - start:.1f}s")
         return path
 
-    for pin, path in zip(missing, map_parallel(fetch, missing, 4)):
+    for pin, path in zip(missing, map_parallel(fetch, missing, 4), strict=True):
         wheels[pin] = path
     return wheels
 
