@@ -30,6 +30,7 @@ import yaml
 from portable_env import formats
 from portable_env.errors import UserError, run
 from portable_env.files import write_atomic, write_if_changed
+from portable_env.projects import name_problem
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TEMPLATE = Path("templates") / "project.yml"
@@ -45,7 +46,6 @@ CHANNEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*")
 CHANNEL_URL_RE = re.compile(r"(https?|file)://[A-Za-z0-9._~:/@%+=,-]+")
 SPEC_RE = re.compile(r"(?:[A-Za-z0-9_.-]+::)?[A-Za-z0-9_][A-Za-z0-9._-]*(?:[ =<>!~][A-Za-z0-9.*+_!,|<>=~ -]*)?")
 LAUNCHER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?|[A-Za-z0-9_][A-Za-z0-9_./-]*\.py")
-PROJECT_RULE = "letters, digits, '.', '_', '-' (not starting with '.' or '-')"
 
 PYTHON_FORM = 'a quoted version like "3.12" (or a spec like ">=3.11,<3.13")'
 CHANNEL_FORM = "a channel name (conda-forge) or a URL (https://..., file:///abs/path) without spaces or quotes"
@@ -280,15 +280,6 @@ def build_key(channels: str, python: str) -> str:
     return "default" if not text else "override-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def project_problem(name: str) -> str | None:
-    """Why NAME is not a valid project name, or None when it is."""
-    if not name:
-        return "PROJECT is empty; give one: make PROJECT=<name> pack"
-    if NAME_RE.fullmatch(name):
-        return None
-    return f"{name!r} is not a valid project name; use {PROJECT_RULE}"
-
-
 def resolve(project_dir: Path, platform: str = "linux-64", overrides: Overrides | None = None,
             root: Path | None = None) -> Settings:
     """Read and validate project_dir/project.yml, apply the overrides.
@@ -298,7 +289,7 @@ def resolve(project_dir: Path, platform: str = "linux-64", overrides: Overrides 
     root = ROOT if root is None else root
     ov = overrides or Overrides()
     project = project_dir.name
-    if (why := project_problem(project)) is not None:
+    if (why := name_problem(project)) is not None:
         raise UserError(why)
     path = project_dir / "project.yml"
     doc = read_yaml(path) if path.is_file() else None
