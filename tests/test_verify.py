@@ -1,0 +1,79 @@
+"""verify-pack and THE import probe (no channel needed)."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import yaml
+
+from conftest import script
+from portable_env import probe, verify
+
+
+def make_tar(path: Path, members: list[tarfile.TarInfo]) -> None:
+    with tarfile.open(path, "w:gz") as tf:
+        for m in members:
+            tf.addfile(m, io.BytesIO(b"x" * m.size) if m.isfile() else None)
+
+
+def test_verify_refuses_unsafe_and_corrupt_archives(tmp_path: Path) -> None:
+    deps = tmp_path / "deps.yml"
+    deps.write_text("required: []\n")
+    evil = tarfile.TarInfo("../escape.txt")
+    evil.size = 1
+    make_tar(tmp_path / "evil.tar.gz", [evil])
+    proc = script("verify-pack", str(tmp_path / "evil.tar.gz"), "--deps", str(deps), "--workdir", str(tmp_path / "w"))
+    assert proc.returncode == 1 and "unsafe entry, refused" in proc.stderr
+    assert not (tmp_path / "w" / "escape.txt").exists()
+    link = tarfile.TarInfo("bin/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    make_tar(tmp_path / "link.tar.gz", [link])
+    proc = script("verify-pack", str(tmp_path / "link.tar.gz"), "--deps", str(deps))
+    assert proc.returncode == 1 and "unsafe entry" in proc.stderr
+    good = tarfile.TarInfo("bin/file")
+    good.size = 100000
+    make_tar(tmp_path / "ok.tar.gz", [good])
+    data = (tmp_path / "ok.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(data[: len(data) // 2])
+    proc = script("verify-pack", str(tmp_path / "cut.tar.gz"), "--deps", str(deps))
+    assert proc.returncode == 1 and "corrupt or truncated" in proc.stderr
+    sha = tmp_path / "ok.tar.gz.sha256"
+    sha.write_text("0" * 64 + "  ok.tar.gz\n")
+    proc = script("verify-pack", str(tmp_path / "ok.tar.gz"), "--deps", str(deps), "--sha256", str(sha))
+    assert proc.returncode == 1 and "does not match" in proc.stderr
+    proc = script("verify-pack", str(tmp_path / "absent.tar.gz"), "--deps", str(deps), "--project", "p")
+    assert proc.returncode == 1 and proc.stderr.startswith("error: [p] verify: ") and "no such archive" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_verify_import_names_only_required_and_in_env(tmp_path: Path) -> None:
+    deps = tmp_path / "deps.yml"
+    deps.write_text(yaml.safe_dump({"required": ["scikit-learn", "scipy"], "optional": ["ujson"],
+                                    "imports": {"scikit-learn": {"sklearn": ["a.py:1"]},
+                                                "scipy": {"scipy": ["a.py:2"]}, "ujson": {"ujson": ["b.py:1"]}}}))
+    assert verify.import_names(deps, None) == ["scipy", "sklearn"]
+    env = tmp_path / "environment.yml"
+    env.write_text("dependencies: [python=3.11, scikit-learn>=1]\n")
+    assert verify.import_names(deps, env) == ["sklearn"]
+
+
+def run_probe(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", probe.source(), *args], capture_output=True, text=True,
+                          cwd="/")
+
+
+def test_the_probe_reports_failed_imports_and_an_unrelocated_prefix() -> None:
+    ok = run_probe(sys.prefix, "json", "os.path")
+    assert (ok.returncode, ok.stdout) == (0, "")
+    bad = run_probe("/elsewhere", "json", "no_such_module_xyz")
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines() == [
+        "  import no_such_module_xyz: ModuleNotFoundError: No module named 'no_such_module_xyz'",
+        f"  sys.prefix is {sys.prefix}, not /elsewhere: not relocated"]
+    result = json.loads(run_probe("--json", sys.prefix, "no_such_module_xyz").stdout)
+    assert result["relocated"] and list(result["failed"]) == ["no_such_module_xyz"]
+    assert probe.problems(result, sys.prefix) == bad.stdout.splitlines()[:1]
