@@ -2,12 +2,11 @@
 
 Each test writes a small project into tmp_path and runs the script as a
 subprocess (the way the Makefile does), then checks the YAML it prints and
-the warnings on stderr.
+the warnings on stderr. The scan itself is portable_env.scan.
 """
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
+import ast
 import json
 import subprocess
 import sys
@@ -15,20 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from portable_env.scan import is_test_path, parse_python, render, scan
+from portable_env.scan.evaluate import Evaluator
+from portable_env.settings import resolve
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "find-deps"
-
-
-def load_find_deps():
-    """Import scripts/find-deps as a module (registered: it uses dataclasses)."""
-    sys.dont_write_bytecode = True
-    loader = importlib.machinery.SourceFileLoader("find_deps", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module
-    loader.exec_module(module)
-    return module
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -46,6 +37,15 @@ def find_deps(root: Path, *args: str, rc: int = 0) -> tuple[dict, str]:
                           capture_output=True, text=True)
     assert proc.returncode == rc, proc.stderr
     return (yaml.safe_load(proc.stdout) if rc == 0 else {}), proc.stderr
+
+
+def settings_json(tmp_path: Path, text: str, name: str = "cfg") -> Path:
+    """build/P/<key>/settings.json of a project whose project.yml is `text`
+    (written through the settings model, as scripts/settings does)."""
+    proj = write(tmp_path / name, {"project.yml": text})
+    out = tmp_path / f"{name}-settings.json"
+    out.write_text(resolve(proj).to_json())
+    return out
 
 
 def notebook(*cells: tuple[str, str]) -> str:
@@ -133,7 +133,7 @@ def test_notebook_code_cells_with_magics_and_shell_lines(tmp_path: Path) -> None
         ("code", "%%time\nimport pandas\n"),
         ("code", "np.sum?\nfrom sklearn import svm\n"),
     )})
-    doc, err = find_deps(proj)
+    doc, _ = find_deps(proj)
     assert doc["required"] == ["numpy", "pandas", "scikit-learn"]
     assert doc["imports"]["numpy"] == {"numpy": ["analysis.ipynb[2]:3"]}
     assert doc["imports"]["pandas"] == {"pandas": ["analysis.ipynb[4]:2"]}
@@ -243,7 +243,6 @@ def test_lazy_exports_and_program_modules_are_entry_points(tmp_path: Path) -> No
                               "    mod, attr = _EXPORTS[name]\n"
                               "    return getattr(import_module(mod, __name__), attr)\n"),
         "mypkg/streaming/__init__.py": "",
-        "mypkg/streaming/chat/__init__.py": "",
         "mypkg/streaming/chat/_impl.py": "import jiter\n",
         "mypkg/streaming/chat/__init__.py": "from ._impl import *\n",
         "mypkg/commands/__init__.py": "",
@@ -434,10 +433,10 @@ def test_unparsable_files_are_warned_with_file_and_line(tmp_path: Path) -> None:
 def test_nothing_parsable_or_no_python_files_is_an_error(tmp_path: Path) -> None:
     bad = write(tmp_path / "bad", {"a.py": "print 'py2'\n", "b.py": "def (:\n"})
     _, err = find_deps(bad, rc=1)
-    assert err.startswith(f"find-deps: error: {bad}: none of the 2 Python files could be parsed")
+    assert err.startswith(f"error: find-deps: {bad}: none of the 2 Python files could be parsed")
     empty = write(tmp_path / "empty", {"README.md": "hi\n"})
     _, err = find_deps(empty, rc=1)
-    assert f"find-deps: error: {empty}: no .py or .ipynb files found" in err
+    assert f"error: find-deps: {empty}: no .py or .ipynb files found" in err
     only_tests = write(tmp_path / "t", {"tests/test_a.py": "import numpy\n"})
     _, err = find_deps(only_tests, rc=1)
     assert "--include-tests" in err
@@ -457,8 +456,7 @@ def test_test_files_are_excluded_by_default_and_included_on_request(tmp_path: Pa
     assert doc["required"] == ["requests"]
     doc, _ = find_deps(proj, "--include-tests")
     assert doc["required"] == ["hypothesis", "pytest", "pytest-mock", "requests", "responses"]
-    settings = write(tmp_path, {"s.yml": "include_tests: true\n"}) / "s.yml"
-    doc, _ = find_deps(proj, "--settings", str(settings))
+    doc, _ = find_deps(proj, "--settings", str(settings_json(tmp_path, "include_tests: true\n")))
     assert "pytest" in doc["required"]
 
 
@@ -500,7 +498,7 @@ def test_repository_mapping_file_sits_between_settings_and_generated(tmp_path: P
     doc, _ = find_deps(proj, "--mapping", str(mapping))
     assert doc["required"] == ["foo-bar-conda", "my-yaml"]
     assert doc["unresolved"] == []
-    settings = write(tmp_path, {"s.yml": "imports: {yaml: pyyaml}\n"}) / "s.yml"
+    settings = settings_json(tmp_path, "imports: {yaml: pyyaml}\n")
     doc, _ = find_deps(proj, "--mapping", str(mapping), "--settings", str(settings))
     assert doc["required"] == ["foo-bar-conda", "pyyaml"]
     find_deps(proj, "--mapping", str(tmp_path / "nope.yml"), rc=1)
@@ -517,9 +515,7 @@ def test_python_setting_selects_the_stdlib(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- internals
 
 def test_static_evaluation_of_platform_and_version_tests() -> None:
-    fd = load_find_deps()
-    import ast
-    ev = fd.Evaluator((3, 12))
+    ev = Evaluator((3, 12))
 
     def truth(src: str):
         return ev.truth(ast.parse(src, mode="eval").body)
@@ -533,6 +529,57 @@ def test_static_evaluation_of_platform_and_version_tests() -> None:
     assert truth("sys.version_info >= (3, 12, 1)") is None
     assert truth("PY310") is True and truth("PY314") is False
     assert truth("some_flag") is None
+
+
+def test_settings_json_gives_python_imports_exclude_and_include_tests(tmp_path: Path) -> None:
+    proj = write(tmp_path / "p", {"a.py": "import imghdr\nimport cv3\nimport scipy\n",
+                                  "tests/test_a.py": "import pytest\n"})
+    settings = settings_json(tmp_path, 'python: ">=3.13"\nimports: {cv3: opencv}\nexclude: [scipy]\n'
+                             "include_tests: true\n")
+    doc, err = find_deps(proj, "--settings", str(settings))
+    assert doc["required"] == ["imghdr", "opencv", "pytest"]
+    assert "removed from the standard library in Python 3.13" in err
+    assert "cfg/project.yml" in err, "warnings name the project.yml the settings came from"
+    doc, _ = find_deps(proj, "--settings", str(settings), "--python", "3.12")
+    assert doc["required"] == ["opencv", "pytest"], "--python overrides the settings' python"
+
+
+def test_settings_option_refuses_project_yml_and_missing_files(tmp_path: Path) -> None:
+    proj = write(tmp_path / "p", {"a.py": "import numpy\n", "project.yml": "include_tests: true\n"})
+    _, err = find_deps(proj, "--settings", str(proj / "project.yml"), rc=1)
+    assert err.startswith("error: find-deps: ") and "settings.json" in err and "Traceback" not in err
+    _, err = find_deps(proj, "--settings", str(tmp_path / "nope.json"), rc=1)
+    assert "nope.json: settings file not found" in err
+
+
+def test_project_yml_is_read_through_the_settings_model(tmp_path: Path) -> None:
+    proj = write(tmp_path / "p", {"a.py": "import numpy\n", "project.yml": "include_test: true\n"})
+    _, err = find_deps(proj, rc=1)
+    assert "project.yml" in err and "unknown key 'include_test'" in err and "Traceback" not in err
+
+
+def test_scan_as_a_library(tmp_path: Path) -> None:
+    proj = write(tmp_path / "p", {"a.py": "import cv3\nimport numpy\nimport frobnicate_xyz\n",
+                                  "tests/test_a.py": "import pytest\n"})
+    res = scan(proj, python=(3, 12), imports={"cv3": "opencv"}, exclude=["numpy >=1.26"],
+               settings_file="projects/p/project.yml")
+    assert res.required == {"frobnicate-xyz", "opencv"}
+    assert [kind for kind, _ in res.warnings] == ["warning"]
+    assert "projects/p/project.yml" in res.warnings[0][1]
+    assert yaml.safe_load(render(res))["imports"]["opencv"] == {"cv3": ["a.py:1"]}
+    assert "pytest" in scan(proj, include_tests=True).required
+
+
+def test_python_specs_and_test_paths() -> None:
+    assert parse_python("3.12", "x") == (3, 12)
+    assert parse_python(">=3.11,<3.13", "x") == (3, 11)
+    assert parse_python("3.11.*", "x") == (3, 11)
+    assert parse_python("3.99", "x") == (3, 14)
+    with pytest.raises(Exception, match="cannot read python version"):
+        parse_python("latest", "project.yml")
+    assert is_test_path(Path("tests/a.py")) and is_test_path(Path("pkg/_tests/x.py"))
+    assert is_test_path(Path("test_a.py")) and is_test_path(Path("a_test.py")) and is_test_path(Path("conftest.py"))
+    assert not is_test_path(Path("pkg/testing_utils.py")) and not is_test_path(Path("contest.py"))
 
 
 def test_generated_mapping_is_up_to_date() -> None:

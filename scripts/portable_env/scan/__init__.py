@@ -1,0 +1,219 @@
+"""The scan: the conda packages a folder of Python code (.py, .ipynb) imports.
+
+Offline and deterministic. ``scan(root, ...)`` returns a Result with
+`required`, `optional`, `on_demand`, `unresolved`, the evidence (package ->
+import name -> ["file:LINE", ...]) and `unparsed`; ``render`` writes it as
+YAML (build/<project>/deps.yml). Import names are mapped to conda packages
+in this order: settings `imports:` > templates/import-map.yml (--mapping) >
+templates/import-map.generated.yml (scripts/gen-import-map, from
+depfinder's pinned conda-forge table) > the import name itself, which is
+then listed under `unresolved` and warned about.
+
+Modules: sources (which files; the test-code rule), parse (notebook cells,
+the AST scanner, Use records), evaluate (platform/version tests), guards
+(optional / on-demand / TYPE_CHECKING / flags), reach (local modules and
+reachability from entry points), mapping (layers, standard library), output
+(Result, YAML).
+
+Rules:
+- not dependencies: modules of the project tree itself (packages, sibling
+  modules, src/ layouts, relative imports), the standard library of the
+  target Python (any newer one's too, Python 2's), `if TYPE_CHECKING:`
+  blocks, examples/ and docs/ folders shipped inside a package, branches
+  for other platforms or Python versions, Windows/macOS-only modules and
+  files (_windows.py), setup.py/noxfile.py;
+- optional: imports in a `try:` whose `except ImportError` has a fallback
+  (also in a function called from such a `try:`), under `with try_import():`
+  / `with suppress(ImportError):`, under `if HAS_X:` / `if find_spec("x")`
+  / `if is_x_enabled()` / `if os.environ...` tests, find_spec/importorskip
+  literals, and imports inside function bodies of a package that the code
+  guards that way somewhere else; under `if setting == "name":` branches
+  (a backend picked at run time; not `__name__`); in the `else:` of such a
+  `try:` (runs only when the optional import worked); under a test or in a
+  function hooked by a decorator that names the module (`if
+  is_running_trio():`, `if "gevent" in mode:`, `@register_lazy("numba")`:
+  runs only when that module is already in play; a bare `if yaml is None:`
+  cache does not count); in modules that no entry
+  point loads (entry points: scripts and top-level modules, package
+  __init__.py, __main__.py, public `pkg.mod` modules and public modules run
+  as programs (`if __name__ == "__main__":`); followed through the
+  project's own imports, also in functions, '.module' strings
+  (import_module(".mod", __name__) lazy exports), the TYPE_CHECKING imports
+  of a module with a module-level __getattr__ (PEP 562 lazy exports) and
+  'pkg.mod.Name' / 'pkg.mod:attr' strings): backends and plugins loaded by
+  name, developer scripts;
+- on demand (not needed to load the code, installed unless
+  `install_on_demand: false`): imports only inside function bodies of a
+  package's inner modules (a module in a folder with __init__.py:
+  `def to_hdf5(): import h5py`) and imports in a package module named after
+  what it imports (backends/jinja2.py, storages/_redis.py: an integration)
+  that the package does not load when it is imported (utils/_dill.py,
+  imported by the package's modules at load time, is a wrapper: required);
+- required: every other import, also inside function bodies of scripts,
+  notebooks and top-level modules (a lazy import is still needed when
+  that function runs); `importlib.import_module("x")` /
+  `__import__("x")` count, and so do dotted module paths into namespace
+  packages written as strings ('sphinxcontrib.jsmath' in an extension list);
+- test code (tests/, test/, testing/, _tests/, benchmarks/ folders,
+  test_*.py, *_test.py, tests.py, conftest.py, pytest_*.py) is skipped unless
+  --include-tests / `include_tests: true`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from portable_env.errors import UserError
+from portable_env.files import canon, spec_name
+from portable_env.scan.evaluate import Evaluator
+from portable_env.scan.guards import classify
+from portable_env.scan.mapping import (
+    DEFAULT_MAPPING,
+    DEFAULT_PYTHON,
+    load_mapping,
+    never_a_package,
+    newer_stdlib,
+    parse_python,
+    removed_from_stdlib,
+    stdlib_names,
+)
+from portable_env.scan.output import Result, render
+from portable_env.scan.parse import Context, parse_sources
+from portable_env.scan.reach import build_local_index, mark_reachability
+from portable_env.scan.sources import is_test_path, select_sources
+
+__all__ = [
+    "DEFAULT_MAPPING",
+    "DEFAULT_PYTHON",
+    "MAX_EVIDENCE",
+    "Result",
+    "is_test_path",
+    "parse_python",
+    "render",
+    "scan",
+]
+
+MAX_EVIDENCE = 5  # locations kept per import name
+MAX_LAZY_SHOWN = 8  # on-demand packages named in the note
+
+
+def scan(
+    root: Path,
+    *,
+    python: tuple[int, int] = DEFAULT_PYTHON,
+    imports: dict[str, str] | None = None,
+    exclude: Iterable[str] = (),
+    include_tests: bool = False,
+    mapping: Path = DEFAULT_MAPPING,
+    mapping_given: bool = False,
+    max_evidence: int = MAX_EVIDENCE,
+    settings_file: Path | str | None = None,
+) -> Result:
+    """Scan `root` and return the classified, mapped dependencies.
+
+    imports / exclude / include_tests are the project's settings; python the
+    target (major, minor) (see parse_python); mapping the repository import
+    map (an error when missing only if `mapping_given`); settings_file the
+    file the warnings tell the user to edit (default root/project.yml).
+    Warnings are collected in Result.warnings.
+    """
+    if not root.is_dir():
+        raise UserError(f"{root}: not a folder; pass the folder of your Python files")
+    sources, dirs, skipped_tests = select_sources(root, include_tests)
+    if not sources:
+        hint = (
+            (f" ({skipped_tests} test files skipped: set `include_tests: true` or pass --include-tests to scan them)")
+            if skipped_tests
+            else ""
+        )
+        raise UserError(
+            f"{root}: no .py or .ipynb files found{hint}; put the project's Python files (or notebooks) in this folder"
+        )
+    local = build_local_index(root, dirs)
+    maps = load_mapping(imports or {}, mapping, mapping_given)
+    stdlib = stdlib_names(python)
+    ctx = Context(Evaluator(python), stdlib, {n.split(".")[0] for n in maps.namespaces})
+    parsed = parse_sources(root, sources, ctx)
+    res = Result(unparsed=parsed.unparsed)
+    if parsed.parsed == 0:
+        raise UserError(
+            f"{root}: none of the {len(sources)} Python files could be parsed "
+            f"(first: {res.unparsed[0]}); fix them or convert them to Python 3"
+        )
+    mark_reachability(root, dirs, parsed.modules)
+
+    excluded = {canon(spec_name(x)) for x in exclude if str(x).strip()}
+    newer = newer_stdlib(python)
+    resolver = maps.resolver(local.namespaces)
+    guarded: set[str] = set()  # packages whose absence the code anticipates
+    origin: dict[str, str] = {}  # package -> layer
+    ambiguous_used: dict[str, tuple[str, list[str], str]] = {}
+    for u in parsed.uses:
+        top = u.name.split(".")[0]
+        if never_a_package(top, stdlib, newer) or local.is_local(u.name):
+            continue
+        pkg, key, layer = resolver.resolve(u.name)
+        if layer == "identity" and key == top and local.is_sibling(top, u.path):
+            continue  # a sibling module imported Python-2 style (implicit relative)
+        if not pkg or canon(pkg) in excluded or u.typing:
+            continue  # ignored by a mapping (""), excluded, or annotations only
+        if u.guarded:
+            guarded.add(pkg)
+        if u.signal:
+            continue
+        if layer == "generated" and key in maps.generated.ambiguous:
+            ambiguous_used.setdefault(key, (pkg, maps.generated.ambiguous[key], u.where))
+        if layer == "identity":
+            origin.setdefault(pkg, "identity")
+        else:
+            origin[pkg] = layer
+        u.key = key
+        res.uses.setdefault(pkg, []).append(u)
+    lazy = classify(res, guarded, max_evidence)
+    res.unresolved = {p for p, o in origin.items() if o == "identity"}
+    _warn(res, lazy, ambiguous_used, python, settings_file or root / "project.yml")
+    return res
+
+
+def _warn(
+    res: Result,
+    lazy: dict[str, str],
+    ambiguous_used: dict[str, tuple[str, list[str], str]],
+    python: tuple[int, int],
+    settings_file: Path | str,
+) -> None:
+    """The warnings and notes of a scan, in a stable order."""
+    removed = removed_from_stdlib(python)
+    for pkg in sorted(res.unresolved):
+        for imp, locs in sorted(res.evidence[pkg].items()):
+            if imp in removed:
+                res.warn(
+                    f"import '{imp}' (in {locs[0]}) was removed from the standard "
+                    f"library in Python {removed[imp][0]}.{removed[imp][1]}"
+                )
+            res.warn(
+                f"import '{imp}' (in {locs[0]}) has no known conda package; assumed "
+                f"'{pkg}'. If that's wrong add `imports: {{{imp}: <package>}}` to {settings_file}"
+            )
+    for key, (pkg, cands, where) in sorted(ambiguous_used.items()):
+        res.warn(
+            f"import '{key}' (in {where}) matches several conda packages "
+            f"({', '.join(cands)}); chose '{pkg}'. To choose another add "
+            f"`imports: {{{key}: <package>}}` to {settings_file}"
+        )
+    if lazy:
+        shown = ", ".join(f"{pkg} ({loc})" for pkg, loc in sorted(lazy.items())[:MAX_LAZY_SHOWN])
+        more = f" and {len(lazy) - MAX_LAZY_SHOWN} more" if len(lazy) > MAX_LAZY_SHOWN else ""
+        res.warn(
+            f"{len(lazy)} package(s) are imported only on demand (inside functions of "
+            f"package modules, or by an integration module named after them): {shown}{more}. "
+            f"They are listed under on_demand: and installed unless "
+            f"`install_on_demand: false` is set in {settings_file}",
+            "note",
+        )
+    if res.unparsed:
+        res.warn(
+            f"{len(res.unparsed)} file(s) or cell(s) could not be parsed and were skipped "
+            f"(their imports are missing):\n  " + "\n  ".join(res.unparsed)
+        )

@@ -1,0 +1,280 @@
+"""Guard classification: which imports are optional, on demand or only for
+type checking, read from the tests and handlers around them.
+
+The AST predicates here are used by the Scanner (portable_env.scan.parse)
+while it walks a module; ``classify`` sorts each package's uses into
+required / optional / on_demand once reachability is known.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from portable_env.scan.output import first, loc_key
+
+if TYPE_CHECKING:
+    from portable_env.scan.output import Result
+    from portable_env.scan.parse import Use
+
+CATCHES_IMPORT = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+FLAG_RE = re.compile(
+    r"(^|_)(has|have|use|uses|using|with|enable|enabled|available|installed|"
+    r"supported|support|supports|can|import|imported|ok)(_|$)",
+    re.IGNORECASE,
+)
+MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+# Calls that test whether a module is installed.
+PROBE_RE = re.compile(
+    r"find_spec|find_loader|importorskip|available|installed|enabled|"
+    r"^(import_optional|optional_import|try_import|soft_import)",
+    re.IGNORECASE,
+)
+TRY_TYPES: tuple[type, ...] = (ast.Try, ast.TryStar)
+
+
+# ---------------------------------------------------------------- AST helpers
+
+
+def type_names(node: ast.expr | None) -> list[str]:
+    """Exception class names an `except` clause catches (bare: BaseException)."""
+    if node is None:
+        return ["BaseException"]
+    if isinstance(node, ast.Tuple):
+        return [n for elt in node.elts for n in type_names(elt)]
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    return []
+
+
+def ends_in_raise(body: list[ast.stmt]) -> bool:
+    """A handler that re-raises: no fallback."""
+    return bool(body) and isinstance(body[-1], ast.Raise)
+
+
+def const_str(node: ast.AST) -> str | None:
+    """The value of a string literal, else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def dotted(node: ast.AST) -> str:
+    """`a.b.c` / `a.b()` as text, "" for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    if isinstance(node, ast.Call):
+        inner = dotted(node.func)
+        return f"{inner}()" if inner else ""
+    return ""
+
+
+# ---------------------------------------------------------------- guards
+
+
+def availability_check(test: ast.expr) -> bool:
+    """`if find_spec("x")` / `if is_x_available()` / `if is_x_enabled()` style guards."""
+    return any(
+        isinstance(n, ast.Call) and PROBE_RE.search(dotted(n.func).rsplit(".", 1)[-1]) is not None
+        for n in ast.walk(test)
+    )
+
+
+def import_guard(expr: ast.expr) -> bool:
+    """A context manager that swallows a failed import: `try_import()`,
+    `optional_import()`, `suppress(ImportError)`."""
+    if not isinstance(expr, ast.Call):
+        return False
+    name = dotted(expr.func).rsplit(".", 1)[-1]
+    if name == "suppress":
+        return any(n in ("ImportError", "ModuleNotFoundError") for arg in expr.args for n in type_names(arg))
+    return PROBE_RE.search(name) is not None
+
+
+def lazy_exports(tree: ast.Module) -> bool:
+    """A module-level `def __getattr__` (PEP 562: attributes loaded on first use)."""
+    for st in tree.body:
+        for node in [st] + (st.body + st.orelse if isinstance(st, ast.If) else []):
+            if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+                return True
+    return False
+
+
+def names_type_checking(test: ast.expr) -> bool:
+    """`if TYPE_CHECKING:` / `if typing.TYPE_CHECKING:`."""
+    return dotted(test).rsplit(".", 1)[-1] == "TYPE_CHECKING"
+
+
+def flag_name(test: ast.expr) -> tuple[str | None, bool]:
+    """(identifier, negated) when the test is a bare flag like `HAS_X` or `not x_ok`."""
+    negated = False
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, negated = test.operand, True
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and any(test.comparators[0].value is v for v in (True, False, None))
+    ):
+        # `HAS_X is True`, `X == False`, `x is not None`, `X is None`
+        truthy = test.comparators[0].value is True
+        if isinstance(test.ops[0], (ast.Is, ast.Eq)):
+            negated ^= not truthy
+        elif isinstance(test.ops[0], (ast.IsNot, ast.NotEq)):
+            negated ^= truthy
+        else:
+            return None, False
+        test = test.left
+    if isinstance(test, ast.Name):
+        return test.id, negated
+    if isinstance(test, ast.Attribute):
+        return test.attr, negated
+    return None, False
+
+
+def flag_guards(flag: str, name: str) -> bool:
+    """Does `if <flag>:` guard an import of `name`? (`HAS_LXML`, `lxml_available`,
+    `LXML`: the flag names the module; `HAS_DEPS`, `use_fast`: generic)."""
+    key = re.sub(r"[^a-z0-9]", "", flag.lower())
+    top = re.sub(r"[^a-z0-9]", "", name.split(".")[0].lower())
+    return FLAG_RE.search(flag) is not None or bool(top and top in key)
+
+
+def string_modules(node: ast.AST) -> set[str]:
+    """Lowercase top-level module names written as string literals in `node`."""
+    out = set()
+    for n in ast.walk(node):
+        text = const_str(n)
+        if text and MODULE_RE.fullmatch(text):
+            out.add(text.split(".")[0].lower())
+    return out
+
+
+def named_modules(test: ast.expr) -> set[str]:
+    """Module names an `if` test mentions: string literals ('gevent' in mode,
+    array_type("cupy")) and words of compound identifiers (is_running_trio,
+    array_type_cupy). A bare name (`if yaml is None: import yaml`, a lazy
+    import cache) does not count."""
+    out = string_modules(test)
+    for n in ast.walk(test):
+        ident = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else ""
+        words = [w for w in ident.lower().split("_") if w]
+        if len(words) > 1:
+            out.update(words)
+    return out
+
+
+def dispatch(test: ast.expr) -> bool:
+    """`if backend() == "torch":` / `elif name in ("a", "b"):`: a branch picked
+    by a run-time setting, one of several alternatives (not `__name__`)."""
+    if isinstance(test, ast.BoolOp):
+        return all(dispatch(v) for v in test.values)
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.In))):
+        return False
+    if dotted(test.left).endswith("__name__"):
+        return False
+    right = test.comparators[0]
+    opts = right.elts if isinstance(right, (ast.Tuple, ast.List, ast.Set)) else [right]
+    return bool(opts) and all(const_str(o) is not None for o in opts)
+
+
+def reads_environment(test: ast.expr) -> bool:
+    """A test on an environment variable (configuration, not code)."""
+    for n in ast.walk(test):
+        d = dotted(n) if isinstance(n, (ast.Attribute, ast.Name)) else ""
+        if d.endswith(("environ", "getenv")):
+            return True
+    return False
+
+
+def _statements(stmts: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested ones included, without walking expressions
+    (a try can only be a statement: much cheaper than ast.walk)."""
+    for st in stmts:
+        yield st
+        for name in ("body", "orelse", "finalbody"):
+            yield from _statements(getattr(st, name, None) or [])
+        for handler in getattr(st, "handlers", None) or []:
+            yield from _statements(handler.body)
+        for case in getattr(st, "cases", None) or []:
+            yield from _statements(case.body)
+
+
+def calls_under_import_guard(tree: ast.Module) -> dict[str, bool]:
+    """Names of functions called in the body of a try whose handlers catch
+    ImportError -> whether some handler provides a fallback."""
+    out: dict[str, bool] = {}
+    for node in _statements(tree.body):
+        if not isinstance(node, TRY_TYPES):
+            continue
+        catching = [
+            h
+            for h in node.handlers  # type: ignore[attr-defined]
+            if any(n in ("ImportError", "ModuleNotFoundError") for n in type_names(h.type))
+        ]
+        if not catching:
+            continue
+        fallback = any(not ends_in_raise(h.body) for h in catching)
+        for stmt in node.body:  # type: ignore[attr-defined]
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Call):
+                    name = dotted(n.func).rsplit(".", 1)[-1]
+                    if name and not name.endswith("()"):
+                        out[name] = out.get(name, False) or fallback
+    return out
+
+
+# ---------------------------------------------------------------- classes
+
+
+def is_integration(u: Use, pkg: str) -> bool:
+    """An import in a package module named after what it imports and
+    loaded only on demand (django/template/backends/jinja2.py,
+    optuna/storages/_redis.py): the integration with an optional package,
+    used only by who has it. (A wrapper the package imports when it loads,
+    like utils/_dill.py, is not one.)"""
+    path = u.path
+    if "/" not in path or not u.library or u.eager:
+        return False
+    stem = re.sub(r"[^a-z0-9]", "", path.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower())
+    return stem in {re.sub(r"[^a-z0-9]", "", n.lower()) for n in (u.key.split(".")[0], pkg)}
+
+
+def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str]:
+    """Sort res.uses into required / optional / on_demand and fill the evidence;
+    returns on-demand package -> first location.
+
+    Required: an unguarded import run when its module loads, or in a
+    function of a script or top-level module. Optional: guarded imports
+    (try/except ImportError with a fallback, availability checks), imports
+    of modules no entry point loads, and imports only in function bodies
+    (lazy) of a package the code guards elsewhere (`guarded`). On demand:
+    imports only in function bodies of a package's inner modules (`to_hdf5()`
+    imports h5py) or in an integration module named after the package
+    (backends/jinja2.py, storages/_redis.py): not needed to load the code,
+    installed by default all the same (install_on_demand).
+    """
+    lazy: dict[str, str] = {}
+    for pkg, pkg_uses in res.uses.items():
+        loaded = [u for u in pkg_uses if not u.optional and u.reachable and not (u.in_function and pkg in guarded)]
+        needed = [u for u in loaded if not (u.in_function and u.library) and not is_integration(u, pkg)]
+        if needed:
+            res.required.add(pkg)
+        elif loaded:
+            res.on_demand.add(pkg)
+            lazy[pkg] = min((u.where for u in loaded), key=loc_key)
+        else:
+            res.optional.add(pkg)
+        by_import: dict[str, list[str]] = defaultdict(list)
+        for u in needed or pkg_uses:
+            by_import[u.key].append(u.where)
+        res.evidence[pkg] = {k: first(v, max_evidence) for k, v in sorted(by_import.items())}
+    return lazy

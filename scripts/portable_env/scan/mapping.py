@@ -1,0 +1,394 @@
+"""Import name -> conda package: the mapping layers, standard-library names,
+and the target Python version.
+
+Layers, first match wins: settings ``imports:`` > templates/import-map.yml
+(``--mapping``) > templates/import-map.generated.yml (scripts/gen-import-map)
+> the import name itself ('identity', reported as unresolved).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from portable_env.errors import UserError
+from portable_env.files import canon
+from portable_env.scan.output import warn
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_MAPPING = REPO / "templates" / "import-map.yml"
+GENERATED_MAPPING = REPO / "templates" / "import-map.generated.yml"
+DEFAULT_PYTHON = (3, 12)
+SUPPORTED = [(3, m) for m in range(8, 15)]
+
+# Standard-library changes per version, relative to the version before it
+# (top-level names only). Applied to sys.stdlib_module_names of the running
+# Python to get the target version's list.
+STDLIB_ADDED = {
+    (3, 9): {"graphlib", "zoneinfo", "_zoneinfo"},
+    (3, 11): {"tomllib", "_tokenize", "_typing"},
+    (3, 12): {"_pydatetime", "_pylong", "_wmi"},
+    (3, 13): {
+        "_interpchannels",
+        "_interpqueues",
+        "_interpreters",
+        "_suggestions",
+        "_sysconfig",
+        "_colorize",
+        "_pyrepl",
+        "_opcode_metadata",
+        "_ios_support",
+    },
+    (3, 14): {"annotationlib", "compression", "_zstd", "_remote_debugging", "_hmac", "_types"},
+}
+STDLIB_REMOVED: dict[tuple[int, int], set[str]] = {
+    (3, 9): {"_dummy_thread", "dummy_threading"},
+    (3, 10): {"formatter", "parser", "symbol", "_peg_parser"},
+    (3, 11): {"binhex"},
+    (3, 12): {"asynchat", "asyncore", "distutils", "imp", "smtpd"},
+    (3, 13): {
+        "aifc",
+        "audioop",
+        "cgi",
+        "cgitb",
+        "chunk",
+        "crypt",
+        "imghdr",
+        "mailcap",
+        "msilib",
+        "nis",
+        "nntplib",
+        "ossaudiodev",
+        "pipes",
+        "sndhdr",
+        "spwd",
+        "sunau",
+        "telnetlib",
+        "uu",
+        "xdrlib",
+        "lib2to3",
+        "_crypt",
+        "_msi",
+    },
+    (3, 14): set(),
+}
+# Python 2 standard-library names: never a conda package (old fallbacks).
+PY2_STDLIB = {
+    "__builtin__",
+    "_winreg",
+    "anydbm",
+    "BaseHTTPServer",
+    "CGIHTTPServer",
+    "ConfigParser",
+    "Cookie",
+    "cPickle",
+    "cStringIO",
+    "commands",
+    "cookielib",
+    "copy_reg",
+    "dbhash",
+    "Dialog",
+    "DocXMLRPCServer",
+    "dummy_thread",
+    "dumbdbm",
+    "exceptions",
+    "FileDialog",
+    "fpformat",
+    "gdbm",
+    "htmlentitydefs",
+    "htmllib",
+    "HTMLParser",
+    "httplib",
+    "imputil",
+    "markupbase",
+    "md5",
+    "mimetools",
+    "MimeWriter",
+    "mimify",
+    "multifile",
+    "mutex",
+    "new",
+    "popen2",
+    "posixfile",
+    "Queue",
+    "repr",
+    "rfc822",
+    "robotparser",
+    "ScrolledText",
+    "sets",
+    "sgmllib",
+    "sha",
+    "SimpleHTTPServer",
+    "SimpleXMLRPCServer",
+    "SocketServer",
+    "statvfs",
+    "StringIO",
+    "thread",
+    "Tix",
+    "Tkinter",
+    "tkColorChooser",
+    "tkCommonDialog",
+    "tkFileDialog",
+    "tkFont",
+    "tkMessageBox",
+    "tkSimpleDialog",
+    "ttk",
+    "urllib2",
+    "urlparse",
+    "UserDict",
+    "UserList",
+    "UserString",
+    "whichdb",
+    "xmlrpclib",
+    "Carbon",
+    "MacOS",
+    "compiler",
+    "dircache",
+    "user",
+    "future_builtins",
+}
+# Modules that exist only on Windows or macOS: not installable for a Linux env.
+PLATFORM_ONLY = {
+    "pywintypes",
+    "pythoncom",
+    "pythonwin",
+    "winerror",
+    "winxpgui",
+    "ntsecuritycon",
+    "winreg",
+    "_winreg",
+    "msvcrt",
+    "_winapi",
+    "winsound",
+    "_overlapped",
+    "nt",
+    "_msi",
+    "msilib",
+    "_wmi",
+    "wmi",
+    "comtypes",
+    "winshell",
+    "pywinauto",
+    "winrt",
+    "winsdk",
+    "wexpect",
+    "pythonnet",
+    "clr",
+    "dbghelp",
+    "servicemanager",
+    "perfmon",
+    "odbc",
+    "AppKit",
+    "Foundation",
+    "Quartz",
+    "objc",
+    "CoreFoundation",
+    "Cocoa",
+    "PyObjCTools",
+    "CoreServices",
+    "ScriptingBridge",
+    "LaunchServices",
+    "SystemConfiguration",
+    "_scproxy",
+    "appscript",
+    "Carbon",
+    "MacOS",
+    "AVFoundation",
+    "WebKit",
+    "UIKit",
+    "java",
+    "javax",
+    "jnius",
+    "android",
+    "pyodide",
+    "js",
+    "_pyodide",
+    "micropython",
+    "machine",
+    "utime",
+    "uasyncio",
+}
+PLATFORM_ONLY_RE = re.compile(r"^_?(win32|pywin32|winxp|_win32)")
+
+
+# ---------------------------------------------------------------- python version
+
+
+def parse_python(value: object, origin: str) -> tuple[int, int]:
+    """'3.12' / 3.12 / '>=3.11' / '3.11.*' -> (3, 12); outside SUPPORTED: the nearest."""
+    if isinstance(value, float):
+        text = repr(value)
+        if text == "3.1":
+            warn(f'{origin}: python: 3.1 read as 3.10; quote versions ("3.10")')
+            text = "3.10"
+    else:
+        text = str(value)
+    m = re.search(r"(\d+)\.(\d+)", text)
+    if not m:
+        raise UserError(f"{origin}: cannot read python version {value!r}; use a version like 3.12")
+    ver = (int(m.group(1)), int(m.group(2)))
+    if ver < SUPPORTED[0] or ver > SUPPORTED[-1]:
+        near = min(max(ver, SUPPORTED[0]), SUPPORTED[-1])
+        warn(f"{origin}: python {ver[0]}.{ver[1]} unknown here; using the standard library list of {near[0]}.{near[1]}")
+        ver = near
+    return ver
+
+
+# ---------------------------------------------------------------- stdlib
+
+
+def stdlib_names(target: tuple[int, int]) -> set[str]:
+    """Top-level standard-library module names of the target Python version."""
+    host = sys.version_info[:2]
+    names = set(sys.stdlib_module_names) | set(sys.builtin_module_names)
+    names.add("__future__")
+    if target > host:
+        for v in sorted(k for k in SUPPORTED if host < k <= target):
+            names |= STDLIB_ADDED.get(v, set())
+            names -= STDLIB_REMOVED.get(v, set())
+    elif target < host:
+        for v in sorted((k for k in SUPPORTED if target < k <= host), reverse=True):
+            names -= STDLIB_ADDED.get(v, set())
+            names |= STDLIB_REMOVED.get(v, set())
+    return names
+
+
+def newer_stdlib(target: tuple[int, int]) -> set[str]:
+    """Standard-library names added after the target version (never a package)."""
+    return set().union(*(v for k, v in STDLIB_ADDED.items() if k > target))
+
+
+def removed_from_stdlib(target: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """Names removed from the standard library up to the target -> the version."""
+    return {n: v for v, names in STDLIB_REMOVED.items() if v <= target for n in names}
+
+
+def never_a_package(top: str, stdlib: set[str], newer: set[str]) -> bool:
+    """A top-level name that is no conda package: standard library (of the target,
+    a newer Python or Python 2), dunder modules, Windows/macOS-only modules."""
+    return (
+        top in stdlib
+        or top in PY2_STDLIB
+        or top.startswith("__")
+        or top in newer
+        or top in PLATFORM_ONLY
+        or PLATFORM_ONLY_RE.match(top) is not None
+    )
+
+
+# ---------------------------------------------------------------- layers
+
+
+def load_yaml(path: Path) -> object:
+    """Parse a YAML file (C loader when available)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        with open(path, "rb") as fh:
+            return yaml.load(fh, Loader=loader)
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"{path}: cannot read: {e}; fix or remove the file") from e
+
+
+@dataclass
+class Layer:
+    """One import -> package table."""
+
+    name: str
+    table: dict[str, str]
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
+    namespaces: set[str] = field(default_factory=set)  # generated table only
+    renames: dict[str, str] = field(default_factory=dict)  # PyPI -> conda names
+
+    def lookup(self, dotted: str) -> tuple[str, str] | None:
+        """Longest dotted prefix of `dotted` in this table: (key, package)."""
+        parts = dotted.split(".")
+        for i in range(len(parts), 0, -1):
+            key = ".".join(parts[:i])
+            if key in self.table:
+                return key, self.table[key]
+        return None
+
+
+def _table(doc: dict) -> dict[str, str]:
+    return {str(k): ("" if v is None else str(v)) for k, v in doc.items()}
+
+
+def load_layer(path: Path, name: str, required: bool) -> Layer:
+    """Read a mapping file: plain `import: package` or generated format."""
+    if not path.is_file():
+        if required:
+            raise UserError(f"{path}: mapping file not found; pass an existing --mapping file")
+        return Layer(name, {})
+    doc = load_yaml(path) or {}
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: expected `import_name: conda-package` lines")
+    if "imports" in doc and isinstance(doc["imports"], dict):
+        amb = doc.get("ambiguous") or {}
+        layer = Layer(name, _table(doc["imports"]), {str(k): [str(x) for x in v] for k, v in amb.items()})
+        layer.namespaces = set(doc.get("namespaces") or [])
+        layer.renames = {str(k): str(v) for k, v in (doc.get("pypi_renames") or {}).items()}
+        return layer
+    return Layer(name, _table(doc))
+
+
+class Resolver:
+    """Maps dotted import names to conda packages through the layers."""
+
+    def __init__(self, layers: list[Layer], namespaces: set[str], renames: dict[str, str]) -> None:
+        self.layers = layers
+        self.namespaces = namespaces
+        self.renames = renames
+        self._cache: dict[str, tuple[str, str, str]] = {}
+
+    def resolve(self, dotted: str) -> tuple[str, str, str]:
+        """(package or "" to ignore, import key, layer name or 'identity')."""
+        hit = self._cache.get(dotted)
+        if hit is None:
+            hit = self._cache[dotted] = self._resolve(dotted)
+        return hit
+
+    def _resolve(self, dotted: str) -> tuple[str, str, str]:
+        for layer in self.layers:
+            hit = layer.lookup(dotted)
+            if hit:
+                return hit[1], hit[0], layer.name
+        parts = dotted.split(".")
+        key = parts[0]
+        for i in range(1, len(parts)):
+            if ".".join(parts[:i]) in self.namespaces:
+                key = ".".join(parts[: i + 1])
+            else:
+                break
+        guess = canon(key)
+        return self.renames.get(guess, guess), key, "identity"
+
+
+@dataclass
+class Mapping:
+    """The layers in order, the generated one, and every known namespace package."""
+
+    layers: list[Layer]
+    generated: Layer
+    namespaces: set[str]  # dotted parents of mapped names (google, google.cloud)
+
+    def resolver(self, local_namespaces: set[str]) -> Resolver:
+        """A Resolver that also treats the project's namespace folders as namespaces."""
+        return Resolver(self.layers, self.namespaces | local_namespaces, self.generated.renames)
+
+
+def load_mapping(
+    imports: dict[str, str], mapping: Path, mapping_given: bool, generated: Path = GENERATED_MAPPING
+) -> Mapping:
+    """settings imports > mapping file > generated table."""
+    gen = load_layer(generated, "generated", required=False)
+    layers = [Layer("settings", dict(imports)), load_layer(mapping, "import-map", required=mapping_given), gen]
+    namespaces = set(gen.namespaces)
+    for layer in layers:
+        for key in layer.table:
+            parts = key.split(".")
+            namespaces.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return Mapping(layers, gen, namespaces)

@@ -1,0 +1,447 @@
+"""Parsing: notebooks' code cells, the AST scanner of one module, and the
+Use records (one per import found)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portable_env.scan import guards as g
+from portable_env.scan.evaluate import Evaluator
+
+# Byte strings whose presence makes a file worth scanning for dynamic imports.
+DYNAMIC = (
+    b"import_module",
+    b"__import__",
+    b"find_spec",
+    b"importorskip",
+    b"available",
+    b"installed",
+    b"find_loader",
+    b"_import",
+)
+# Cell magics whose body is Python.
+PY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy"}
+MAGIC_LINE = re.compile(r"^\s*(!|%|\?)|^\s*\w+\s*=\s*[!%]|.*\?\s*$")
+UNSAFE_TO_IMPORT = {
+    "antigravity",
+    "this",
+    "idlelib",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "__hello__",
+    "__phello__",
+    "pydoc_data",
+    "lib2to3",
+    "ensurepip",
+}
+# 'pkg.mod.Name' and 'pkg.mod:attr' (entry-point / ASGI app strings)
+DOTTED_STR_RE = re.compile(rb"['\"]([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?::[A-Za-z_][\w.]*)?['\"]")
+MAIN_GUARD_RE = re.compile(rb"^if\s+__name__\s*==\s*['\"]__main__['\"]\s*:", re.MULTILINE)
+RELATIVE_STR_RE = re.compile(rb"['\"](\.+[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)['\"]")
+
+# A relative import: (level, module, names, always run when the module loads)
+Relative = tuple[int, str, list[str], bool]
+
+
+@dataclass
+class Use:
+    """One import found in the code."""
+
+    name: str  # dotted module name
+    where: str  # "relative/path.py:LINE" or "notebook.ipynb[CELL]:LINE"
+    optional: bool
+    in_function: bool = False
+    guarded: bool = False  # the author anticipated its absence here
+    signal: bool = False  # only an availability probe, not an import
+    reachable: bool = True  # its module is loaded from an entry point
+    library: bool = False  # written in a module inside a package (not a script)
+    typing: bool = False  # under `if TYPE_CHECKING:` (annotations only)
+    eager: bool = True  # its module loads whenever the package is imported
+    key: str = ""  # the import name its package was mapped from (set by the scan)
+
+    @property
+    def path(self) -> str:
+        """The file it is in, relative to the project."""
+        return self.where.split("[")[0].rsplit(":", 1)[0]
+
+
+@dataclass
+class Context:
+    """What every Scanner of one scan shares."""
+
+    ev: Evaluator
+    stdlib: set[str]
+    ns_tops: set[str] = field(default_factory=set)  # namespace packages' top names (google)
+
+    def __post_init__(self) -> None:
+        alts = b"|".join(re.escape(n.encode()) for n in sorted(self.ns_tops))
+        # quoted "namespace." prefixes: the file may name modules in strings
+        self.ns_re = re.compile(rb"['\"](?:%s)\.[A-Za-z_]" % alts) if self.ns_tops else None
+
+
+class Scanner:
+    """Collects the imports of one module with their required/optional kind."""
+
+    def __init__(self, where: str, ctx: Context, dynamic: bool) -> None:
+        self.where = where
+        self.ev = ctx.ev
+        self.ctx = ctx
+        self.dynamic = dynamic
+        self.uses: list[Use] = []
+        self.depth = 0  # function nesting
+        self.guards = 0  # try/except ImportError or availability-check nesting
+        self.typing = 0  # `if TYPE_CHECKING:` nesting
+        self.importlib_names: set[str] = set()  # `from importlib import import_module`
+        self.guarded_calls: dict[str, bool] = {}  # function name -> has a fallback
+        self.strings: set[str] = set()  # namespace tops whose dotted strings count
+        self.relative: list[Relative] = []
+        self.typing_relative: list[Relative] = []  # under TYPE_CHECKING
+        self.dotted_strings: list[str] = []  # 'pkg.module.Name' literals (loaded by name)
+        self.relative_strings: list[str] = []  # '.module' literals (import_module(x, __name__))
+
+    def run(self, tree: ast.Module, data: bytes) -> None:
+        """Scan a parsed module."""
+        if b"ImportError" in data or b"ModuleNotFoundError" in data:
+            self.guarded_calls = g.calls_under_import_guard(tree)
+        if self.ctx.ns_re is not None and self.ctx.ns_re.search(data):
+            self.strings = self.ctx.ns_tops
+        self.dotted_strings = [m.decode() for m in DOTTED_STR_RE.findall(data)]
+        self.relative_strings = [m.decode() for m in RELATIVE_STR_RE.findall(data)]
+        self.body(tree.body, False)
+
+    def _flag_guard(self, flag: str, start: int) -> None:
+        """`if HAS_LXML:` / `if lxml_available:` / `if LXML:` guards the
+        imports of its branch: mark them optional."""
+        for u in self.uses[start:]:
+            if g.flag_guards(flag, u.name):
+                u.optional = u.guarded = True
+
+    def _named_guard(self, names: set[str], start: int) -> None:
+        """Code run only when a test or hook names a module (`if
+        is_running_trio():`, `if "gevent" in mode:`, `@register_lazy("numba")`)
+        imports that module only where it is already in play: optional."""
+        if names:
+            for u in self.uses[start:]:
+                if u.name.split(".")[0].lower() in names:
+                    u.optional = True
+
+    def add(self, name: str, line: int, optional: bool, signal: bool = False) -> None:
+        """Record an import of `name` at `line`."""
+        if name and not name.startswith("."):
+            self.uses.append(
+                Use(
+                    name,
+                    f"{self.where}:{line}",
+                    optional,
+                    self.depth > 0,
+                    optional or self.guards > 0,
+                    signal,
+                    typing=self.typing > 0,
+                )
+            )
+
+    # -- statements
+    def body(self, stmts: list[ast.stmt], optional: bool) -> None:
+        """Scan a block of statements."""
+        for s in stmts:
+            self.stmt(s, optional)
+
+    def stmt(self, s: ast.stmt, optional: bool) -> None:
+        """Scan one statement (`optional`: its imports are optional)."""
+        if isinstance(s, ast.Import):
+            for a in s.names:
+                self.add(a.name, s.lineno, optional)
+        elif isinstance(s, ast.ImportFrom):
+            self._import_from(s, optional)
+        elif isinstance(s, ast.If):
+            self._if(s, optional)
+        elif isinstance(s, g.TRY_TYPES):
+            self._try(s, optional)  # type: ignore[arg-type]
+        elif isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            self._def(s, optional)
+        elif isinstance(s, (ast.For, ast.AsyncFor, ast.While)):
+            self.exprs(s.iter if not isinstance(s, ast.While) else s.test, optional)
+            self.body(s.body, optional)
+            self.body(s.orelse, optional)
+        elif isinstance(s, (ast.With, ast.AsyncWith)):
+            for item in s.items:
+                self.exprs(item.context_expr, optional)
+            # `with try_import():` / `with suppress(ImportError):` guards its imports
+            guard = any(g.import_guard(item.context_expr) for item in s.items)
+            self.guards += guard
+            self.body(s.body, optional or guard)
+            self.guards -= guard
+        elif isinstance(s, ast.Match):
+            self.exprs(s.subject, optional)
+            for case in s.cases:
+                self.body(case.body, optional)
+        else:
+            self.exprs(s, optional)
+
+    def _import_from(self, s: ast.ImportFrom, optional: bool) -> None:
+        if s.level:  # relative: local code, kept for the module graph
+            (self.typing_relative if self.typing else self.relative).append(
+                (s.level, s.module or "", [a.name for a in s.names], not (optional or self.depth or self.typing))
+            )
+            return
+        if not s.module or s.module == "__future__":
+            return
+        if s.module == "importlib":
+            self.importlib_names.update(a.asname or a.name for a in s.names)
+        for a in s.names:
+            self.add(s.module if a.name == "*" else f"{s.module}.{a.name}", s.lineno, optional)
+
+    def _if(self, s: ast.If, optional: bool) -> None:
+        self.exprs(s.test, optional)
+        t = self.ev.truth(s.test)
+        check = g.availability_check(s.test)
+        config = g.reads_environment(s.test)
+        picked = t is None and g.dispatch(s.test)
+        flag, negated = g.flag_name(s.test)
+        if t is False and g.names_type_checking(s.test):
+            self.typing += 1  # recorded, never installed: the types the code uses
+            self.body(s.body, True)
+            self.typing -= 1
+        if t is not False:
+            start = len(self.uses)
+            self.body(s.body, optional or check or config or picked)
+            if flag and not negated:
+                self._flag_guard(flag, start)
+            self._named_guard(g.named_modules(s.test), start)
+        if t is not True:
+            start = len(self.uses)
+            self.guards += check  # `if not available: ... else: import x`
+            self.body(s.orelse, optional or config)
+            self.guards -= check
+            if flag and negated:
+                self._flag_guard(flag, start)
+
+    def _def(self, s: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, optional: bool) -> None:
+        if self.dynamic:
+            for d in s.decorator_list:
+                self.exprs(d, optional)
+        func = not isinstance(s, ast.ClassDef)
+        # a function that is called inside `try: ... except ImportError:`
+        # is guarded like an import written there
+        called = self.guarded_calls.get(s.name) if func else None
+        self.depth += func
+        self.guards += called is not None
+        start = len(self.uses)
+        self.body(s.body, optional or bool(called))
+        self.guards -= called is not None
+        self.depth -= func
+        if func:
+            self._named_guard(
+                {t for d in s.decorator_list if isinstance(d, ast.Call) for a in d.args for t in g.string_modules(a)},
+                start,
+            )
+
+    def _try(self, s: ast.Try, optional: bool) -> None:
+        catching = [h for h in s.handlers if any(n in g.CATCHES_IMPORT for n in g.type_names(h.type))]
+        fallback = any(not g.ends_in_raise(h.body) for h in catching)
+        start = len(self.uses)
+        self.guards += bool(catching)
+        self.body(s.body, optional or fallback)
+        self.guards -= bool(catching)
+        tried = self.uses[start:]
+        # A try whose imports are all standard library reaches its
+        # `except ImportError` fallback only on other Python versions
+        # (tomllib/tomli style): the fallback's imports are then optional,
+        # unless the stdlib name is known to be missing on the target.
+        spare = bool(tried) and all(self._stdlib_ok(u.name) for u in tried)
+        for h in s.handlers:
+            self.body(h.body, optional or (spare and h in catching))
+        # `else:` runs only when the tried (optional) imports succeeded.
+        self.body(s.orelse, optional or (fallback and not spare and any(u.optional for u in tried)))
+        self.body(s.finalbody, optional)
+
+    def _stdlib_ok(self, name: str) -> bool:
+        """A standard-library import not known to fail on the target."""
+        parts = name.split(".")
+        if parts[0] not in self.ctx.stdlib:
+            return False
+        if len(parts) == 1 or sys.version_info[:2] < self.ev.version or parts[0] in UNSAFE_TO_IMPORT:
+            return True  # the running Python cannot tell us more
+        for i in range(len(parts), 0, -1):  # module path, then attribute
+            try:
+                mod = importlib.import_module(".".join(parts[:i]))
+            except Exception:  # any failure: try the parent module
+                continue
+            obj = mod
+            for attr in parts[i:]:
+                if not hasattr(obj, attr):
+                    return False  # the running (newer or same) Python lacks it
+                obj = getattr(obj, attr)
+            return True
+        return False
+
+    # -- expressions (dynamic imports and availability probes)
+    def exprs(self, node: ast.AST, optional: bool) -> None:
+        """Imports made by calls (`import_module("x")`) and module-name strings."""
+        if self.strings:
+            self._module_strings(node, optional)
+        if not self.dynamic:
+            return
+        for n in ast.walk(node):
+            if not isinstance(n, ast.Call) or not n.args:
+                continue
+            name = g.const_str(n.args[0])
+            if not name or not g.MODULE_RE.fullmatch(name):
+                continue
+            full = g.dotted(n.func)
+            f = full.rsplit(".", 1)[-1]
+            if (
+                f == "__import__"
+                or full == "importlib.import_module"
+                or (f == "import_module" and full in self.importlib_names)
+            ):
+                self.add(name, n.lineno, optional)  # a real import
+            elif f in ("importorskip", "find_spec", "find_loader", "import_module"):
+                self.add(name, n.lineno, True)  # imported if present
+            elif g.PROBE_RE.search(f):
+                self.add(name, n.lineno, True, signal=True)  # is_x_available("x")
+
+    def _module_strings(self, node: ast.AST, optional: bool) -> None:
+        """'sphinxcontrib.jsmath' in a list or call: a module loaded by name
+        (extension and plugin registries). Only dotted paths into a known
+        namespace package count."""
+        for n in ast.walk(node):
+            if isinstance(n, (ast.List, ast.Tuple, ast.Set)):
+                items = n.elts
+            elif isinstance(n, ast.Call):
+                items = n.args
+            else:
+                continue
+            for item in items:
+                text = g.const_str(item)
+                if text and "." in text and text.split(".")[0] in self.strings and g.MODULE_RE.fullmatch(text):
+                    self.add(text, item.lineno, optional)
+
+
+# ---------------------------------------------------------------- files
+
+
+def notebook_cells(data: bytes) -> list[tuple[int, str]]:
+    """(cell number, python source) of a notebook's code cells, magics removed."""
+    nb = json.loads(data)
+    cells = nb.get("cells")
+    if cells is None and isinstance(nb.get("worksheets"), list):  # nbformat 3
+        cells = [c for w in nb["worksheets"] for c in w.get("cells", [])]
+    if not isinstance(cells, list):
+        raise TypeError("no cells")
+    out = []
+    for i, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", cell.get("input", ""))
+        text = "".join(src) if isinstance(src, list) else str(src)
+        lines = text.splitlines()
+        if lines and lines[0].lstrip().startswith("%%"):
+            words = lines[0].lstrip()[2:].split()
+            if (words[0] if words else "") not in PY_CELL_MAGICS:
+                continue  # %%bash, %%html, ...: not Python
+            lines[0] = ""
+        lines = ["" if MAGIC_LINE.match(ln) else ln for ln in lines]
+        out.append((i, "\n".join(lines)))
+    return out
+
+
+def _syntax_message(e: BaseException) -> tuple[int, str]:
+    line = getattr(e, "lineno", None) or 1
+    msg = getattr(e, "msg", None) or str(e)
+    if isinstance(e, UnicodeDecodeError):
+        msg = f"cannot decode ({e.encoding}: {e.reason})"
+    return line, " ".join(str(msg).split())
+
+
+@dataclass
+class Module:
+    """One parsed .py file, as the reachability graph needs it."""
+
+    uses: list[Use]
+    relative: list[Relative]  # relative imports (with the PEP 562 TYPE_CHECKING ones)
+    strings: list[str]  # module names written as strings ('pkg.mod.Name', '.mod')
+    script: bool  # run as a program (`if __name__ == "__main__":`, __main__.py)
+
+
+@dataclass
+class Parsed:
+    """Everything the parse of a project's sources gives."""
+
+    uses: list[Use] = field(default_factory=list)
+    modules: dict[str, Module] = field(default_factory=dict)  # .py file (posix, relative) -> module
+    unparsed: list[str] = field(default_factory=list)  # "file:LINE: why"
+    parsed: int = 0  # files (notebooks count once) that could be read
+
+
+def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
+    """Scan every source file; unreadable files and cells go to `unparsed`."""
+    out = Parsed()
+    for p in sources:
+        rel = p.relative_to(root).as_posix()
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            out.unparsed.append(f"{rel}:1: cannot read: {e.strerror}")
+            continue
+        dynamic = any(tok in data for tok in DYNAMIC)
+        if p.suffix == ".ipynb":
+            out.parsed += _parse_notebook(rel, data, ctx, dynamic, out)
+            continue
+        try:
+            tree = ast.parse(data, filename=rel)
+        except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError) as e:
+            line, msg = _syntax_message(e)
+            if "print" in msg.lower() or re.search(rb"^\s*print\s+[\"'\w]", data, re.MULTILINE):
+                msg += " (Python 2 code?)"
+            out.unparsed.append(f"{rel}:{line}: {msg}")
+            continue
+        sc = Scanner(rel, ctx, dynamic)
+        try:
+            sc.run(tree, data)
+        except RecursionError:
+            out.unparsed.append(f"{rel}:1: too deeply nested to scan")
+            continue
+        out.parsed += 1
+        relative, strings = sc.relative, sc.dotted_strings + sc.relative_strings
+        if g.lazy_exports(tree):  # PEP 562: the TYPE_CHECKING imports name what it loads
+            relative = relative + sc.typing_relative
+            strings = strings + [u.name for u in sc.uses if u.typing]
+        script = bool(MAIN_GUARD_RE.search(data)) or p.name == "__main__.py"
+        out.modules[rel] = Module(sc.uses, relative, strings, script)
+        out.uses.extend(sc.uses)
+    return out
+
+
+def _parse_notebook(rel: str, data: bytes, ctx: Context, dynamic: bool, out: Parsed) -> bool:
+    """Scan a notebook's code cells into `out`; False when none could be parsed."""
+    try:
+        cells = notebook_cells(data)
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as e:
+        line = getattr(e, "lineno", 1)
+        out.unparsed.append(f"{rel}:{line}: not a readable notebook ({' '.join(str(e).split())[:120]})")
+        return False
+    ok = not cells
+    for num, src in cells:
+        sc = Scanner(f"{rel}[{num}]", ctx, dynamic)
+        try:
+            tree = ast.parse(src)
+        except (SyntaxError, ValueError) as e:
+            line, msg = _syntax_message(e)
+            out.unparsed.append(f"{rel}[{num}]:{line}: {msg}")
+            continue
+        try:
+            sc.run(tree, src.encode())
+        except RecursionError:
+            out.unparsed.append(f"{rel}[{num}]:1: too deeply nested to scan")
+            continue
+        ok = True
+        out.uses.extend(sc.uses)
+    return ok

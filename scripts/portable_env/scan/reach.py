@@ -1,0 +1,219 @@
+"""The project's own modules: what is importable from inside the tree (local
+index, so those imports are not dependencies), the dotted names of each file,
+and which modules the entry points load (reachability)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from portable_env.scan.parse import Module
+
+# Public modules this deep (pkg.mod: 2) are entry points of a package: users
+# import them directly (pkg.cli, pkg.aio, pkg.testing).
+PUBLIC_DEPTH = 2
+VENDOR_DIRS = {
+    "_vendor",
+    "vendor",
+    "vendored",
+    "_vendored",
+    "extern",
+    "_extern",
+    "third_party",
+    "_third_party",
+    "thirdparty",
+    "externals",
+}
+
+Dirs = dict[Path, list[str]]  # folder -> its file names (the walked tree)
+
+
+def module_name(filename: str) -> str | None:
+    """Importable module name of a file, or None."""
+    if filename.endswith((".py", ".pyi")):
+        stem = filename.rsplit(".", 1)[0]
+    elif filename.endswith((".so", ".pyd")):
+        stem = filename.split(".", 1)[0]
+    else:
+        return None
+    return stem if stem.isidentifier() else None
+
+
+@dataclass
+class LocalIndex:
+    """Every module/package importable from inside the project tree."""
+
+    modules: set[str] = field(default_factory=set)  # dotted, real modules/packages
+    namespaces: set[str] = field(default_factory=set)  # dotted, folders w/o __init__
+    siblings: dict[str, set[str]] = field(default_factory=dict)  # folder -> module names
+
+    def is_local(self, dotted: str) -> bool:
+        """True if `dotted` (or a parent package) lives in the project."""
+        parts = dotted.split(".")
+        for i in range(1, len(parts) + 1):
+            if ".".join(parts[:i]) in self.modules:
+                return True
+        return dotted in self.namespaces
+
+    def is_sibling(self, top: str, path: str) -> bool:
+        """`top` is a module beside the file `path` (a Python-2 style implicit
+        relative import)."""
+        folder = path.rsplit("/", 1)[0] if "/" in path else "."
+        return top in self.siblings.get(folder, ())
+
+
+def build_local_index(root: Path, dirs: Dirs) -> LocalIndex:
+    """Index modules reachable from each sys.path root found in the tree.
+
+    Roots: the project folder, its src/, every folder of code that is not a
+    package (scripts import their siblings), the parent of every top-level
+    package, and vendored-code folders.
+    """
+    idx = LocalIndex()
+    has_init = {d for d, files in dirs.items() if "__init__.py" in files}
+    roots = {root, root / "src"}
+    for d in dirs:
+        if d not in has_init:
+            roots.add(d)
+        elif d.parent not in has_init:
+            roots.add(d.parent)
+        if d.name in VENDOR_DIRS:
+            roots.add(d)
+        rel = d.relative_to(root).as_posix()
+        idx.siblings[rel] = {n for n in map(module_name, dirs[d]) if n}
+        if d != root and d.name.isidentifier():
+            parent = d.parent.relative_to(root).as_posix()
+            idx.siblings.setdefault(parent, set()).add(d.name)
+    children: dict[Path, list[Path]] = defaultdict(list)
+    for d in dirs:
+        if d != root:
+            children[d.parent].append(d)
+
+    def add(folder: Path, prefix: str, depth: int) -> None:
+        for f in dirs.get(folder, []):
+            n = module_name(f)
+            if n and n != "__init__":
+                idx.modules.add(prefix + n)
+        for sub in children.get(folder, []):
+            if not sub.name.isidentifier():
+                continue
+            dotted = prefix + sub.name
+            if sub in has_init:
+                idx.modules.add(dotted)
+            else:
+                idx.namespaces.add(dotted)
+                if depth < 8:
+                    add(sub, dotted + ".", depth + 1)
+
+    for r in roots:
+        if r in dirs or r == root:
+            add(r, "", 0)
+    return idx
+
+
+def module_names(root: Path, dirs: Dirs, rel: str) -> list[str]:
+    """Dotted names a file is importable as: its package path first (up to
+    the nearest folder without __init__.py), then longer names through
+    namespace folders up to the scanned folder."""
+    parts = rel.split("/")
+    stem = parts[-1].rsplit(".", 1)[0]
+    names: list[str] = []
+    chain = [] if stem == "__init__" else [stem]
+    d = root.joinpath(*parts[:-1]) if len(parts) > 1 else root
+    i = len(parts) - 1
+    while i > 0 and "__init__.py" in dirs.get(d, ()):
+        chain.insert(0, parts[i - 1])
+        d, i = d.parent, i - 1
+    if chain:
+        names.append(".".join(chain))
+    while i > 0 and parts[i - 1].isidentifier():
+        chain.insert(0, parts[i - 1])
+        names.append(".".join(chain))
+        i -= 1
+    return names
+
+
+def _private(name: str) -> bool:
+    return any(p.startswith("_") for p in name.split("."))
+
+
+def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
+    """Mark the uses of modules that no entry point loads, of modules inside
+    packages (library) and of modules loaded whenever the package is imported
+    (eager).
+
+    Entry points: top-level modules and packages (files in folders of code
+    that are not packages: scripts, a flat project; a package's
+    __init__.py), public modules PUBLIC_DEPTH deep (pkg.cli), __main__.py
+    files and public modules run as programs. From them, follow the
+    project's own imports (absolute and relative, in function bodies too)
+    and 'pkg.mod.Name' string literals (plugins named in settings). Modules
+    never reached (backends and plugins loaded by computed names, developer
+    scripts inside a package) only matter when a user picks them: their
+    imports are optional. Eager: module-level imports from the top-level
+    modules and packages.
+    """
+    by_name: dict[str, str] = {}
+    canonical: dict[str, str] = {}
+    for rel in graph:
+        names = module_names(root, dirs, rel)
+        if not names:
+            continue
+        canonical[rel] = names[0]
+        for n in names:
+            by_name.setdefault(n, rel)
+    todo = [
+        rel
+        for rel, name in canonical.items()
+        if (name.count(".") < PUBLIC_DEPTH and not _private(name)) or "." not in name or name.endswith(".__main__")
+    ]
+    todo += [rel for rel in graph if rel not in canonical]
+    # public modules run as programs (`python -m pkg.tool`, console scripts)
+    todo += [rel for rel, m in graph.items() if m.script and rel in canonical and not _private(canonical[rel])]
+    seen = _closure(todo, graph, canonical, by_name, eager=False)
+    eager = _closure([rel for rel in graph if "." not in canonical.get(rel, "")], graph, canonical, by_name, eager=True)
+    for rel, m in graph.items():
+        library = not m.script and "__init__.py" in dirs.get((root / rel).parent, ())
+        for u in m.uses:
+            u.reachable = rel in seen
+            u.eager = rel in eager
+            u.library = u.library or library
+
+
+def _closure(
+    todo: list[str], graph: dict[str, Module], canonical: dict[str, str], by_name: dict[str, str], eager: bool
+) -> set[str]:
+    """Files reached from `todo` through the project's own imports (only
+    module-level ones that always run if `eager`)."""
+    todo = list(todo)
+    seen = set(todo)
+    while todo:
+        rel = todo.pop()
+        m = graph[rel]
+        relative = m.relative
+        name = canonical.get(rel, "")
+        pkg = name.split(".") if rel.endswith("__init__.py") else name.split(".")[:-1]
+        if eager:
+            targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function)]
+            relative = [r for r in relative if r[3]]
+        else:
+            targets = [t for t in m.strings if not t.startswith(".")]
+            targets += [u.name for u in m.uses if not u.typing]
+            relative = relative + [
+                (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
+            ]
+        for level, mod, names, _eager in relative:
+            base = pkg[: len(pkg) - (level - 1)] if level - 1 <= len(pkg) else []
+            if mod:
+                base = base + mod.split(".")
+            targets.append(".".join(base))
+            targets.extend(".".join([*base, n]) for n in names if n != "*")
+        for t in targets:
+            parts = t.split(".")
+            for i in range(1, len(parts) + 1):
+                hit = by_name.get(".".join(parts[:i]))
+                if hit and hit not in seen:
+                    seen.add(hit)
+                    todo.append(hit)
+    return seen
