@@ -9,7 +9,8 @@ import json
 import math
 from pathlib import Path
 
-from conftest import load_script, script
+from conftest import script
+from portable_env.bench import synthetic
 
 FIGURE_KEYS = ("median_s", "bound_s", "ratio", "cpu_s", "bound_cpu_s", "cpu_ratio")
 
@@ -62,7 +63,8 @@ def test_quick_bench_reports_every_section(tmp_path: Path, channel: str, host_py
 
     # The build steps ran, the verify parts and sizes are numbers.
     for kind in ("cold", "warm"):
-        assert set(results["build"][kind]["steps_s"]) >= {"env", "pack", "verify"}
+        steps = set(results["build"][kind]["steps_s"])
+        assert "env" in steps and (steps >= {"archive"} or steps >= {"pack", "verify"}), steps
     assert all(is_number(v) for v in results["verify"]["parts_s"].values())
     slim = results["slim"]
     assert slim["slim_bytes"] < slim["full_bytes"] and is_number(slim["ratio"]) and slim["saved_bytes"] > 0
@@ -82,8 +84,7 @@ def test_quick_bench_reports_every_section(tmp_path: Path, channel: str, host_py
 
 
 def test_synthetic_project_mixes_stdlib_local_and_third_party_imports(tmp_path: Path) -> None:
-    bench = load_script("bench")
-    files, size = bench.generate_project(tmp_path / "big", 120)
+    files, size = synthetic.generate_project(tmp_path / "big", 120)
     sources = sorted((tmp_path / "big").rglob("*.py"))
     assert files == len(sources) == 120 and size == sum(p.stat().st_size for p in sources)
     text = "\n".join(p.read_text() for p in sources)
@@ -92,5 +93,5 @@ def test_synthetic_project_mixes_stdlib_local_and_third_party_imports(tmp_path: 
     assert "import numpy" in text and "except ImportError:" in text
     # Deterministic: the same seed writes the same bytes.
     again = tmp_path / "again"
-    bench.generate_project(again, 120)
+    synthetic.generate_project(again, 120)
     assert [p.read_bytes() for p in sorted(again.rglob("*.py"))] == [p.read_bytes() for p in sources]
