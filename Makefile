@@ -139,8 +139,8 @@ ifneq ($(ARGS_NOW),$(S_ARGS))
 endif
 ifneq ($(DRY_RUN),)
   ifneq ($(SETTINGS_STALE)$(if $(wildcard $(SETTINGS_MK)),,missing)$(if $(wildcard $(FILES_MK)),,missing),)
-    $(error error: make -n needs the settings of $(P) for these values, and computing them runs a step; \
-      run make PROJECT=$(P) settings first (with the same CHANNELS/PYTHON/FORMAT))
+    $(warning note: make -n shows the plan with the settings computed last time (or the defaults): computing \
+      them for these values runs a step; make PROJECT=$(P) settings does that)
   endif
 endif
 KEY := $(S_KEY)
@@ -170,7 +170,8 @@ TARBALL := dist/$(ARTIFACT).$(S_FORMAT)
 # (never under -n): the settings when project.yml, the defaults or the
 # overrides changed; the file list when a folder of the project changed.
 ifeq ($(DRY_RUN),)
-FORCE_SETTINGS := $(if $(and $(SETTINGS_STALE),$(if $(MAKE_RESTARTS),,x)),FORCE)
+RESTARTED := $(if $(filter-out undefined,$(origin MAKE_RESTARTS)),$(MAKE_RESTARTS))
+FORCE_SETTINGS := $(if $(and $(SETTINGS_STALE),$(if $(RESTARTED),,x)),FORCE)
 $(SETTINGS_MK): $(PROJECT_YML) templates/environment.yml scripts/portable_env/settings.py \
     scripts/portable_env/formats.py $(FORCE_SETTINGS) | $(TOOLS)
 	$(Q)scripts/settings $(PDIR) --platform $(PLATFORM) --json $(BDIR) --mk $@

@@ -208,8 +208,10 @@ def test_help_list_clean_and_dry_run_write_nothing(world: tuple[Repo, Path]) -> 
         proc = repo.make(*args)
         assert proc.returncode == 0
         assert snapshot(repo.root, outside) == before, args
-    proc = repo.make("-n", "PROJECT=example", "CHANNELS=conda-forge", "pack", check=False)
-    assert proc.returncode != 0 and "make -n needs the settings" in proc.stderr
+    before = snapshot(repo.root, outside)
+    proc = repo.make("-n", "PROJECT=example", "CHANNELS=conda-forge", "pack")
+    assert "make -n shows the plan with the settings computed last time" in proc.stderr
+    assert snapshot(repo.root, outside) == before
 
 
 def test_parse_starts_no_python(world: tuple[Repo, Path], tmp_path: Path) -> None:

@@ -136,7 +136,7 @@ def test_make_new_creates_a_project_from_the_templates(repo: Repo) -> None:
     assert (pdir / "project.yml").read_text() == (REPO / "templates" / "project.yml").read_text()
     assert (pdir / "main.py").read_text() == (REPO / "templates" / "new-project" / "main.py").read_text()
     py_compile.compile(str(pdir / "main.py"), cfile=str(repo.root / "main.pyc"), doraise=True)
-    script("check-settings", str(pdir / "project.yml"), check=True)
+    script("settings", str(pdir), "--check", check=True)
     assert "make PROJECT=bar pack" in proc.stderr
     assert repo.make("list").stdout == "bar\n"
     assert [p.name for p in (repo.root / "projects").iterdir()] == ["bar"], "no temporary folder left"
@@ -146,7 +146,7 @@ def test_make_new_creates_a_project_from_the_templates(repo: Repo) -> None:
 def test_make_new_rejects_unsafe_names(repo: Repo, name: str) -> None:
     proc = repo.make("new", f"PROJECT={name}", check=False)
     assert proc.returncode != 0
-    expected = "the project name is empty" if not name else f"'{name}' is not a valid project name"
+    expected = "PROJECT is not set" if not name.strip() else f"'{name}' is not a valid project name"
     assert expected in proc.stderr, proc.stderr
     assert "letters, digits" in proc.stderr or not name
     assert list((repo.root / "projects").iterdir()) == []
