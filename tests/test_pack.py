@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import script
 from portable_env import formats, pack
 from portable_env.errors import UserError

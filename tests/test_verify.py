@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 import yaml
-
 from conftest import script
 from portable_env import probe, verify
 

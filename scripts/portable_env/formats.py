@@ -44,8 +44,9 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format("tar.gz", (1, 9), 4, "tar -xzf {archive} -C {dir}", None, b"\x1f\x8b", "gzip -dc"),
-        Format("tar.zst", (1, 19), 4, "tar --zstd -xf {archive} -C {dir}", "zstandard", b"\x28\xb5\x2f\xfd",
-               "zstd -dc"),
+        Format(
+            "tar.zst", (1, 19), 4, "tar --zstd -xf {archive} -C {dir}", "zstandard", b"\x28\xb5\x2f\xfd", "zstd -dc"
+        ),
         Format("tar.bz2", (1, 9), 4, "tar -xjf {archive} -C {dir}", None, b"BZh", "bzip2 -dc"),
         Format("tar.xz", (0, 9), 4, "tar -xJf {archive} -C {dir}", None, b"\xfd7zXZ\x00", "xz -dc"),
         Format("tar", None, None, "tar -xf {archive} -C {dir}"),
@@ -132,8 +133,10 @@ def open_tar(path: Path) -> Iterator[tarfile.TarFile]:
             try:
                 stream = _ZstdStream(raw)
             except ImportError:
-                raise UserError(f"{path}: reading {fmt.name} needs the Python module {fmt.module}; "
-                                "install the tools again: make tools") from None
+                raise UserError(
+                    f"{path}: reading {fmt.name} needs the Python module {fmt.module}; "
+                    "install the tools again: make tools"
+                ) from None
             with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
                 yield tf
         else:

@@ -114,6 +114,7 @@ def is_record(name: str) -> bool:
 
 # --- what conda-pack packs -----------------------------------------------------
 
+
 def _unowned_pycs(prefix: Path, known: set[str]) -> list[str]:
     """.pyc files conda-pack leaves out (their source belongs to a package):
     the ones `compile: true` made, kept."""
@@ -135,8 +136,12 @@ def _as_packed(file: Any, prefix: bytes) -> Any:
     path, so the archive would differ per checkout)."""
     from conda_pack import File
 
-    if file.file_mode == "unknown" and not file.is_conda and os.path.isfile(file.source) \
-            and not os.path.islink(file.source):
+    if (
+        file.file_mode == "unknown"
+        and not file.is_conda
+        and os.path.isfile(file.source)
+        and not os.path.islink(file.source)
+    ):
         with open(file.source, "rb") as f:
             if prefix not in f.read():
                 return File(file.source, file.target, is_conda=False, file_mode=None)
@@ -151,8 +156,10 @@ def conda_env(prefix: Path, slim: bool = False) -> Any:
 
     env = CondaEnv.from_prefix(str(prefix))
     known = {f.target for f in env.files}
-    extra = [File(os.path.join(env.prefix, rel), rel, is_conda=False, file_mode="unknown")
-             for rel in _unowned_pycs(Path(env.prefix), known)]
+    extra = [
+        File(os.path.join(env.prefix, rel), rel, is_conda=False, file_mode="unknown")
+        for rel in _unowned_pycs(Path(env.prefix), known)
+    ]
     raw_prefix = env.prefix.encode()
     env = CondaEnv(env.prefix, [_as_packed(f, raw_prefix) for f in [*env.files, *extra]])
     if slim:
@@ -176,6 +183,7 @@ def slimmed_bytes(prefix: Path) -> tuple[int, int]:
 
 # --- compression -------------------------------------------------------------
 
+
 class Writer(Protocol):
     """A compressing byte sink over the output file."""
 
@@ -186,8 +194,11 @@ class Writer(Protocol):
 
 def _deflate(block: bytes, level: int, window: bytes) -> bytes:
     """One block as raw deflate, primed with the previous data, ending byte-aligned (not final)."""
-    c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=window) if window else \
-        zlib.compressobj(level, zlib.DEFLATED, -15)
+    c = (
+        zlib.compressobj(level, zlib.DEFLATED, -15, zdict=window)
+        if window
+        else zlib.compressobj(level, zlib.DEFLATED, -15)
+    )
     return c.compress(block) + c.flush(zlib.Z_SYNC_FLUSH)
 
 
@@ -258,10 +269,12 @@ class ZstdWriter:
         try:
             import zstandard
         except ImportError:
-            raise UserError("writing tar.zst needs the Python module zstandard; install the tools again: "
-                            "make tools") from None
-        self.stream = zstandard.ZstdCompressor(level=level, threads=max(1, jobs), write_checksum=True) \
-            .stream_writer(out, closefd=False)
+            raise UserError(
+                "writing tar.zst needs the Python module zstandard; install the tools again: make tools"
+            ) from None
+        self.stream = zstandard.ZstdCompressor(level=level, threads=max(1, jobs), write_checksum=True).stream_writer(
+            out, closefd=False
+        )
 
     def write(self, data: bytes) -> int:
         self.stream.write(data)
@@ -286,10 +299,10 @@ def writer(out: IO[bytes], fmt: formats.Format, level: int, jobs: int, mtime: in
 
 # --- the archive ---------------------------------------------------------------
 
+
 def rewrite(plain_tar: Path, sink: Writer, mtime: int) -> None:
     """Copy a plain tar into sink, every entry normalised, conda-meta records scrubbed."""
-    with tarfile.open(plain_tar, "r:") as src, \
-            tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as dst:  # type: ignore[call-overload]
+    with tarfile.open(plain_tar, "r:") as src, tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as dst:  # type: ignore[call-overload]
         for member in src:
             info = normalise(member, mtime)
             if not member.isreg():
@@ -317,8 +330,16 @@ def _temp_files_in(folder: Path) -> Iterator[None]:
         tempfile.tempdir = saved
 
 
-def pack(prefix: Path, out: Path, fmt: str = formats.DEFAULT, level: int | None = None, jobs: int = 1,
-         mtime: int | None = None, slim: bool = False, verbose: bool = False) -> None:
+def pack(
+    prefix: Path,
+    out: Path,
+    fmt: str = formats.DEFAULT,
+    level: int | None = None,
+    jobs: int = 1,
+    mtime: int | None = None,
+    slim: bool = False,
+    verbose: bool = False,
+) -> None:
     """Pack prefix into out (through out.tmp); UserError on a bad environment or format."""
     from conda_pack import CondaPackException
 
@@ -326,15 +347,16 @@ def pack(prefix: Path, out: Path, fmt: str = formats.DEFAULT, level: int | None 
     if level is None:
         level = form.default_level or 0
     if form.levels and not form.levels[0] <= level <= form.levels[1]:
-        raise UserError(f"compression level {level} does not fit {fmt}: valid levels "
-                        f"{form.levels[0]}-{form.levels[1]}")
+        raise UserError(f"compression level {level} does not fit {fmt}: valid levels {form.levels[0]}-{form.levels[1]}")
     if not (prefix / "conda-meta").is_dir():
         raise UserError(f"{prefix} is not a conda environment (no conda-meta/); rebuild it with make env")
     stamp = env_mtime(prefix) if mtime is None else mtime
     if slim:
         count, size = slimmed_bytes(prefix)
-        print(f"pack: slim: leaving out {count} files, {size / 2**20:.1f} MiB (tests, headers, docs, "
-              "static libraries)", file=sys.stderr)
+        print(
+            f"pack: slim: leaving out {count} files, {size / 2**20:.1f} MiB (tests, headers, docs, static libraries)",
+            file=sys.stderr,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     plain = out.with_name(out.name + ".plain.tar")
@@ -343,8 +365,9 @@ def pack(prefix: Path, out: Path, fmt: str = formats.DEFAULT, level: int | None 
             with _temp_files_in(out.parent):
                 conda_env(prefix, slim).pack(output=str(plain), format="tar", verbose=verbose, force=True)
         except CondaPackException as exc:
-            raise UserError(f"conda-pack refused {prefix}: {exc}\n  rebuild the environment: rm -rf {prefix} "
-                            "and run make again") from None
+            raise UserError(
+                f"conda-pack refused {prefix}: {exc}\n  rebuild the environment: rm -rf {prefix} and run make again"
+            ) from None
         with open(tmp, "wb") as raw:
             sink = writer(raw, form, level, jobs, stamp)
             try:
@@ -354,8 +377,10 @@ def pack(prefix: Path, out: Path, fmt: str = formats.DEFAULT, level: int | None 
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror} ({exc.filename or out}); free some space or make "
-                        "the directory writable") from None
+        raise UserError(
+            f"cannot write {out}: {exc.strerror} ({exc.filename or out}); free some space or make "
+            "the directory writable"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
         plain.unlink(missing_ok=True)

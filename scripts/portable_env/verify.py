@@ -31,19 +31,10 @@ import yaml
 from portable_env import formats, probe
 from portable_env.errors import UserError
 from portable_env.files import sha256_of, spec_name
-from portable_env.settings import Settings, load, resolve
 
 MANIFEST = "share/portable-env/manifest.json"  # written by scripts/write-manifest
 # conda-pack's own relocation script records the old prefix on purpose.
 EXPECTED_PREFIX_FILES = {"bin/conda-unpack"}
-
-
-def project_settings(path: Path) -> Settings:
-    """The validated settings: build/<P>/settings.json (settings.load), or,
-    given a projects/<P>/project.yml, the settings model's resolve()."""
-    if path.suffix == ".json":
-        return load(path)
-    return resolve(path.parent)
 
 
 def check_checksum(tarball: Path, sha_file: Path) -> None:
@@ -54,8 +45,10 @@ def check_checksum(tarball: Path, sha_file: Path) -> None:
         raise UserError(f"{sha_file}: missing or empty checksum file; rebuild with make pack") from None
     actual = sha256_of(tarball)
     if actual != expected:
-        raise UserError(f"{tarball}: sha256 {actual} does not match {sha_file} ({expected}); "
-                        "the file is corrupt or was changed: rebuild it with make pack or copy it again")
+        raise UserError(
+            f"{tarball}: sha256 {actual} does not match {sha_file} ({expected}); "
+            "the file is corrupt or was changed: rebuild it with make pack or copy it again"
+        )
 
 
 def import_names(deps: Path, env_file: Path | None) -> list[str]:
@@ -78,8 +71,9 @@ def safe_extract(tarball: Path, dest: Path) -> None:
     except tarfile.FilterError as exc:
         raise UserError(f"{tarball}: unsafe entry, refused: {exc}") from None
     except formats.READ_ERRORS as exc:
-        raise UserError(f"{tarball}: cannot unpack ({exc}); the archive is corrupt or truncated: "
-                        "rebuild it with make pack") from None
+        raise UserError(
+            f"{tarball}: cannot unpack ({exc}); the archive is corrupt or truncated: rebuild it with make pack"
+        ) from None
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -100,16 +94,20 @@ def run_unpack(root: Path, env: dict[str, str]) -> None:
 
 def run_imports(root: Path, names: list[str], env: dict[str, str]) -> None:
     """THE import probe, run by the unpacked python."""
-    proc = subprocess.run([str(root / "bin" / "python"), "-c", probe.source(), "--json", str(root), *names],
-                          env=env, cwd=root, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(root / "bin" / "python"), "-c", probe.source(), "--json", str(root), *names],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise UserError(f"bin/python does not run (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     if not result["relocated"]:
         raise UserError(f"sys.prefix is {result['prefix']}, not the unpack directory {root}: not relocated")
     if result["failed"]:
-        raise UserError("imports failed in the unpacked environment:\n"
-                        + "\n".join(probe.problems(result, str(root))))
+        raise UserError("imports failed in the unpacked environment:\n" + "\n".join(probe.problems(result, str(root))))
 
 
 def run_smoke_test(root: Path, command: str, env: dict[str, str]) -> None:
@@ -117,8 +115,9 @@ def run_smoke_test(root: Path, command: str, env: dict[str, str]) -> None:
     smoke_env = dict(env, PATH=f"{root / 'bin'}:{env['PATH']}")
     proc = subprocess.run(["bash", "-c", command], env=smoke_env, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise UserError(f"smoke_test '{command}' failed (exit {proc.returncode}): "
-                        f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+        raise UserError(
+            f"smoke_test '{command}' failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}"
+        )
 
 
 def leftover_prefix(root: Path, prefix: bytes) -> list[str]:
@@ -143,8 +142,14 @@ def manifest_imports(root: Path) -> list[str]:
     return list(json.loads(manifest.read_text()).get("smoke_imports") or [])
 
 
-def verify(tarball: Path, names: list[str] | None, build_prefix: str | None = None, workdir: Path | None = None,
-           smoke: str = "", sha_file: Path | None = None) -> float:
+def verify(
+    tarball: Path,
+    names: list[str] | None,
+    build_prefix: str | None = None,
+    workdir: Path | None = None,
+    smoke: str = "",
+    sha_file: Path | None = None,
+) -> float:
     """Run every check (names None: the archive manifest's imports); returns the seconds taken."""
     start = time.monotonic()
     if not tarball.is_file():

@@ -1,0 +1,474 @@
+"""The manifest and the CycloneDX SBOM of a built environment (scripts/write-manifest).
+
+The manifest (JSON, "format": "portable-env-manifest/1") records:
+  project, platform, python    what was packed, for which machine;
+  target                       os, arch and the minimum glibc the target
+                               machine needs: the highest GLIBC_x.y symbol
+                               version any ELF file of ENV requires, raised
+                               to the packages' `__glibc >=x.y` depends;
+  packages[]                   every installed conda package (conda-meta/):
+                               name, version, build, channel, subdir, url,
+                               sha256, md5, license;
+  imports[]                    the detected imports (deps.yml) with the files
+                               and lines that import them; `smoke_imports`
+                               are those of required, installed packages;
+  code                         the project's shipped code and entry points
+                               (ENV/share/portable-env/code.json, from
+                               scripts/ship-code), when present;
+  tools                        versions of the tools that built it;
+  tarball                      name, size, sha256, format (--tarball only:
+                               the copy inside the environment cannot know
+                               the archive's checksum);
+  locks                        sha256 of the lock files given with --lock;
+                               with --lock, the installed packages must be
+                               exactly the lock's, with the same sha256.
+The SBOM (CycloneDX 1.6 JSON, made with cyclonedx-python-lib and checked
+with its strict schema validator) lists the same packages as
+pkg:conda/NAME@VERSION?build=..&channel=..&subdir=.. components, with their
+hashes, licenses, download URLs and dependencies.
+
+Both files name no absolute build path, and their timestamp is the packed
+archive's ($SOURCE_DATE_EPOCH, else the newest package build time), so the
+same environment always gives the same bytes. (Written through a temporary
+file and a rename, by scripts/write-manifest.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from portable_env import formats, lock
+from portable_env.errors import UserError
+from portable_env.files import sha256_of, write_atomic
+
+FORMAT = "portable-env-manifest/1"
+CODE_RECORD = "share/portable-env/code.json"
+# conda platform -> `uname -m` of the machines that run it.
+ARCH = {
+    "linux-64": "x86_64",
+    "linux-aarch64": "aarch64",
+    "linux-ppc64le": "ppc64le",
+    "linux-s390x": "s390x",
+    "linux-32": "i686",
+    "osx-64": "x86_64",
+    "osx-arm64": "arm64",
+    "win-64": "AMD64",
+}
+OS_NAME = {"linux": "Linux", "osx": "Darwin", "win": "Windows"}
+TOOLS = ["conda-pack", "py-rattler", "depfinder", "cyclonedx-python-lib", "pyelftools"]
+GLIBC_SYMBOL = re.compile(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?")
+GLIBC_SPEC = re.compile(r">=\s*(\d+)\.(\d+)")
+ELF_MAGIC = b"\x7fELF"
+ANACONDA = "https://conda.anaconda.org/"
+
+
+# --- reading the environment -------------------------------------------------
+
+
+def read_records(prefix: Path) -> list[dict[str, Any]]:
+    """The conda-meta records of prefix, sorted by package name."""
+    meta = prefix / "conda-meta"
+    if not meta.is_dir():
+        raise UserError(f"{prefix} is not a conda environment (no conda-meta/); build it with make env")
+    records = []
+    for path in sorted(meta.glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                f"{path}: unreadable package record ({exc}); rebuild the environment: "
+                f"rm -rf {prefix} and run make again"
+            ) from None
+    if not records:
+        raise UserError(f"{meta} lists no packages; rebuild the environment with make env")
+    return sorted(records, key=lambda r: r["name"])
+
+
+def channel_name(channel: str) -> str:
+    """The channel as conda names it: 'conda-forge' for anaconda.org URLs,
+    else the URL without a trailing slash."""
+    channel = (channel or "").rstrip("/")
+    if channel.startswith(ANACONDA):
+        return channel[len(ANACONDA) :]
+    return channel
+
+
+def package_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """One manifest package from a conda-meta record."""
+    fn = record.get("fn") or ""
+    return {
+        "name": record["name"],
+        "version": str(record["version"]),
+        "build": record.get("build", ""),
+        "build_number": record.get("build_number", 0),
+        "channel": channel_name(record.get("channel", "")),
+        "subdir": record.get("subdir", ""),
+        "url": record.get("url", ""),
+        "filename": fn,
+        "sha256": record.get("sha256", ""),
+        "md5": record.get("md5", ""),
+        "size": record.get("size"),
+        "license": record.get("license") or "",
+        "depends": list(record.get("depends") or []),
+    }
+
+
+def elf_glibc_versions(path: Path) -> list[tuple[int, int]]:
+    """GLIBC_x.y versions an ELF file requires (its .gnu.version_r section)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
+    found = []
+    with open(path, "rb") as f:
+        if f.read(4) != ELF_MAGIC:
+            return []
+        f.seek(0)
+        try:
+            for section in ELFFile(f).iter_sections():
+                if isinstance(section, GNUVerNeedSection):
+                    for _needed, aux in section.iter_versions():
+                        for version in aux:
+                            m = GLIBC_SYMBOL.fullmatch(version.name)
+                            if m:
+                                found.append((int(m[1]), int(m[2])))
+        except (ELFError, ValueError, OSError, KeyError):
+            return []  # not an ELF file pyelftools can read: it cannot require glibc symbols we could list
+    return found
+
+
+def scan_glibc(prefix: Path) -> dict[str, Any]:
+    """The highest GLIBC_x.y any ELF file of prefix requires, and which file."""
+    best: tuple[int, int] | None = None
+    where = ""
+    elf_files = 0
+    for dirpath, dirs, files in os.walk(prefix):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(dirpath, name)
+            if path.is_symlink() or not path.is_file():
+                continue
+            versions = elf_glibc_versions(path)
+            if versions:
+                elf_files += 1
+                top = max(versions)
+                if best is None or top > best:
+                    best, where = top, path.relative_to(prefix).as_posix()
+    return {"version": f"{best[0]}.{best[1]}" if best else None, "file": where, "elf_files": elf_files}
+
+
+def glibc_constraints(records: list[dict[str, Any]]) -> dict[str, str]:
+    """package -> its `__glibc` depends spec (the lower bound counts)."""
+    found = {}
+    for record in records:
+        for dep in record.get("depends") or []:
+            parts = dep.split(None, 1)
+            if parts and parts[0] == "__glibc":
+                found[record["name"]] = parts[1] if len(parts) > 1 else ""
+    return found
+
+
+def version_key(version: str | None) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split(".")) if version else ()
+
+
+def min_glibc(prefix: Path, records: list[dict[str, Any]], platform: str) -> dict[str, Any]:
+    """The minimum glibc: the ELF files' requirement raised to the packages' constraints."""
+    if not platform.startswith("linux-"):
+        return {"min_glibc": None, "glibc_evidence": {}}
+    scan = scan_glibc(prefix)
+    constraints = glibc_constraints(records)
+    version, source = scan["version"], f"ELF symbols of {scan['file']}" if scan["version"] else ""
+    for pkg, spec in sorted(constraints.items()):
+        m = GLIBC_SPEC.search(spec)
+        if m and version_key(f"{m[1]}.{m[2]}") > version_key(version):
+            version, source = f"{m[1]}.{m[2]}", f"package {pkg} depends on __glibc {spec}"
+    return {"min_glibc": version, "glibc_evidence": {"source": source, "elf": scan, "package_constraints": constraints}}
+
+
+def read_deps(deps: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(deps.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{deps}: cannot read the scan results ({exc}); run make deps") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{deps}: not a scan result (mapping expected); run make deps")
+    return data
+
+
+def detected_imports(deps: dict[str, Any], installed: set[str]) -> list[dict[str, Any]]:
+    """deps.yml's import evidence (package -> import -> ["file:line"]) as a list."""
+    required = set(deps.get("required") or [])
+    optional = set(deps.get("optional") or [])
+    on_demand = set(deps.get("on_demand") or [])
+    found = []
+    for pkg, names in sorted((deps.get("imports") or {}).items()):
+        for name, files in sorted((names or {}).items()):
+            if not name:
+                continue
+            found.append(
+                {
+                    "name": name,
+                    "package": pkg,
+                    "files": sorted(files or []),
+                    "kind": "required"
+                    if pkg in required
+                    else "optional"
+                    if pkg in optional
+                    else "on_demand"
+                    if pkg in on_demand
+                    else "other",
+                    "installed": pkg in installed,
+                }
+            )
+    return found
+
+
+def smoke_imports(imports: list[dict[str, Any]]) -> list[str]:
+    """Imports `make verify` and the installer check: those of required,
+    installed packages (optional and on-demand ones are never imported)."""
+    return sorted({i["name"] for i in imports if i["installed"] and i["kind"] == "required"})
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools in this venv (missing ones are left out)."""
+    found = {}
+    for name in TOOLS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def check_against_lock(packages: list[dict[str, Any]], lock_file: Path, platform: str) -> None:
+    """The installed packages must be the lock's (for platform), with the same sha256."""
+    hashes = lock.package_hashes(lock_file, platform)
+    bad = []
+    for pkg in packages:
+        locked = hashes.get(pkg["filename"])
+        if locked is None:
+            bad.append(f"  {pkg['filename']}: installed but not in the lock")
+        elif pkg["sha256"] and locked != pkg["sha256"]:
+            bad.append(f"  {pkg['filename']}: sha256 {pkg['sha256'][:16]}... but the lock says {locked[:16]}...")
+    installed = {pkg["filename"] for pkg in packages}
+    bad += [f"  {fn}: in the lock but not installed" for fn in sorted(set(hashes) - installed)]
+    if bad:
+        raise UserError(
+            f"the environment does not match {lock_file}:\n"
+            + "\n".join(bad)
+            + "\n  rebuild it from the lock: rm -rf the env directory and run make again"
+        )
+
+
+def build_manifest(
+    prefix: Path, deps_file: Path, project: str, platform: str, tarball: Path | None, locks: list[Path]
+) -> dict[str, Any]:
+    records = read_records(prefix)
+    packages = [package_entry(r) for r in records]
+    by_name = {p["name"]: p for p in packages}
+    if "python" not in by_name:
+        raise UserError(f"{prefix} has no python package; the environment is incomplete: rebuild it")
+    for lock_file in locks:
+        check_against_lock(packages, lock_file, platform)
+    imports = detected_imports(read_deps(deps_file), set(by_name))
+    os_part = platform.split("-", 1)[0]
+    stamp = formats.archive_mtime(r.get("timestamp") for r in records)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "project": project,
+        "platform": platform,
+        "python": by_name["python"]["version"],
+        "timestamp": datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "target": {
+            "os": OS_NAME.get(os_part, os_part),
+            "arch": ARCH.get(platform, ""),
+            **min_glibc(prefix, records, platform),
+        },
+        "packages": packages,
+        "imports": imports,
+        "smoke_imports": smoke_imports(imports),
+        "tools": tool_versions(),
+    }
+    code = prefix / CODE_RECORD
+    if code.is_file():
+        try:
+            manifest["code"] = json.loads(code.read_text())
+        except ValueError as exc:
+            raise UserError(f"{code}: unreadable ({exc}); run scripts/ship-code again") from None
+    if locks:
+        manifest["locks"] = {path.name: sha256_of(path) for path in locks}
+    if tarball is not None:
+        if not tarball.is_file():
+            raise UserError(f"{tarball}: no such archive; build it with make pack")
+        manifest["tarball"] = {
+            "name": tarball.name,
+            "size": tarball.stat().st_size,
+            "sha256": sha256_of(tarball),
+            "format": fmt.name if (fmt := formats.of_path(tarball)) else "",
+        }
+    return manifest
+
+
+# --- the SBOM ----------------------------------------------------------------
+
+
+def purl_of(pkg: dict[str, Any]) -> Any:
+    """The package URL (pkg:conda/...) of a manifest package."""
+    from packageurl import PackageURL
+
+    qualifiers = {"build": pkg["build"], "channel": pkg["channel"], "subdir": pkg["subdir"]}
+    if pkg["filename"].endswith(".conda"):
+        qualifiers["type"] = "conda"
+    elif pkg["filename"].endswith(".tar.bz2"):
+        qualifiers["type"] = "tar.bz2"
+    return PackageURL(
+        type="conda", name=pkg["name"], version=pkg["version"], qualifiers={k: v for k, v in qualifiers.items() if v}
+    )
+
+
+def sbom_json(manifest: dict[str, Any]) -> str:
+    """The CycloneDX 1.6 JSON SBOM of the manifest's packages, validated."""
+    from cyclonedx.contrib.license.factories import LicenseFactory
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.tool import ToolRepository
+    from cyclonedx.output.json import JsonV1Dot6
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    licenses = LicenseFactory()
+    target = manifest["target"]
+    root_props = [
+        Property(name="portable-env:platform", value=manifest["platform"]),
+        Property(name="portable-env:python", value=manifest["python"]),
+        Property(name="portable-env:target-os", value=target["os"]),
+        Property(name="portable-env:target-arch", value=target["arch"]),
+    ]
+    if target.get("min_glibc"):
+        root_props.append(Property(name="portable-env:min-glibc", value=target["min_glibc"]))
+    root_hashes = []
+    if manifest.get("tarball"):
+        root_hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=manifest["tarball"]["sha256"]))
+        root_props.append(Property(name="portable-env:tarball", value=manifest["tarball"]["name"]))
+    root = Component(
+        type=ComponentType.APPLICATION,
+        name=manifest["project"],
+        bom_ref=f"portable-env:{manifest['project']}",
+        hashes=root_hashes,
+        properties=root_props,
+    )
+
+    components = {}
+    for pkg in manifest["packages"]:
+        purl = purl_of(pkg)
+        hashes = [HashType(alg=HashAlgorithm.SHA_256, content=pkg["sha256"])] if pkg["sha256"] else []
+        if pkg["md5"]:
+            hashes.append(HashType(alg=HashAlgorithm.MD5, content=pkg["md5"]))
+        refs = []
+        if pkg["url"]:
+            refs.append(ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(pkg["url"])))
+        components[pkg["name"]] = Component(
+            type=ComponentType.LIBRARY,
+            name=pkg["name"],
+            version=pkg["version"],
+            purl=purl,
+            bom_ref=purl.to_string(),
+            hashes=hashes,
+            external_references=refs,
+            licenses=[licenses.make_from_string(pkg["license"])] if pkg["license"] else [],
+            properties=[
+                Property(name="conda:build", value=pkg["build"]),
+                Property(name="conda:channel", value=pkg["channel"]),
+                Property(name="conda:subdir", value=pkg["subdir"]),
+            ],
+        )
+
+    tools = [
+        Component(type=ComponentType.APPLICATION, name=name, version=version)
+        for name, version in manifest["tools"].items()
+    ]
+    stamp = datetime.strptime(manifest["timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    bom = Bom(
+        serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"urn:portable-env:{digest}"),
+        metadata=BomMetaData(component=root, timestamp=stamp, tools=ToolRepository(components=tools)),
+        components=components.values(),
+    )
+    direct = {i["package"] for i in manifest["imports"] if i["installed"]} | {"python"}
+    bom.register_dependency(root, [components[name] for name in sorted(direct) if name in components])
+    for pkg in manifest["packages"]:
+        needed = {dep.split(None, 1)[0] for dep in pkg["depends"]}
+        bom.register_dependency(
+            components[pkg["name"]], [components[name] for name in sorted(needed) if name in components]
+        )
+    text = JsonV1Dot6(bom).output_as_string(indent=2)
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    if error is not None:
+        raise UserError(f"the SBOM does not validate against CycloneDX 1.6: {error}")
+    return text + "\n"
+
+
+# --- output ------------------------------------------------------------------
+
+
+def summary(manifest: dict[str, Any]) -> str:
+    """A manifest, human-readable."""
+    target = manifest["target"]
+    glibc = target.get("min_glibc")
+    evidence = (target.get("glibc_evidence") or {}).get("source", "")
+    lines = [
+        f"project   {manifest['project']} ({manifest['platform']}, python {manifest['python']})",
+        f"target    {target['os']} {target['arch']}" + (f", glibc >= {glibc} ({evidence})" if glibc else ""),
+    ]
+    if manifest.get("tarball"):
+        t = manifest["tarball"]
+        lines.append(f"archive   {t['name']}  {t['size'] / 2**20:.1f} MiB  sha256 {t['sha256']}")
+    lines.append(
+        f"built     {manifest['timestamp']} with " + ", ".join(f"{k} {v}" for k, v in manifest.get("tools", {}).items())
+    )
+    pkgs = manifest["packages"]
+    lines.append(f"packages  {len(pkgs)}")
+    width = [max([len(p[k]) for p in pkgs] + [4]) for k in ("name", "version", "build")]
+    for p in pkgs:
+        lines.append(
+            f"  {p['name']:<{width[0]}}  {p['version']:<{width[1]}}  {p['build']:<{width[2]}}  "
+            f"{p['license'] or '(no license recorded)'}"
+        )
+    lines.append("imports")
+    for i in manifest.get("imports", []):
+        state = "" if i["installed"] else f"  [{i['kind']}, not installed]"
+        lines.append(f"  {i['name']} ({i['package']}): {', '.join(i['files'])}{state}")
+    code = manifest.get("code")
+    if code:
+        lines.append(f"code      {len(code.get('files', []))} files in {code.get('dir', '')}")
+        for name, spec in sorted((code.get("entry_points") or {}).items()):
+            lines.append(f"  bin/{name} -> {spec}")
+    return "\n".join(lines)
+
+
+def write(manifest: dict[str, Any], out_manifest: Path, out_sbom: Path | None) -> None:
+    """Write the manifest (and its SBOM) through temporary files and renames."""
+    sbom = sbom_json(manifest) if out_sbom else None
+    write_atomic(out_manifest, json.dumps(manifest, indent=2) + "\n")
+    if out_sbom is not None and sbom is not None:
+        write_atomic(out_sbom, sbom)
+
+
+def show(path: Path) -> str:
+    """A manifest file, human-readable (write-manifest --print)."""
+    try:
+        return summary(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"cannot read {path} ({exc}); build it with make manifest") from None
