@@ -56,14 +56,24 @@ def env_salt(s: Settings) -> str:
 def env_complete(prefix: Path) -> bool:
     """True when every file the env's packages recorded is there."""
     return (prefix / "conda-meta").is_dir() and subprocess.run(
-        [tool("create-env"), "--check", "--prefix", str(prefix)]).returncode == 0
+        [tool("create-env"), "--check", "--prefix", str(prefix)]
+    ).returncode == 0
 
 
 def create_env(s: Settings, lock: Path, prefix: Path, stamp: Path, pkgs: str) -> None:
     """(Re)create the environment from the lock and record the gate."""
     stamp.unlink(missing_ok=True)
-    cmd = [tool("create-env"), "--lock", str(lock), "--prefix", str(prefix), "--cache-dir", pkgs,
-           "--platform", s.platform] + (["--compile"] if s.compile else [])
+    cmd = [
+        tool("create-env"),
+        "--lock",
+        str(lock),
+        "--prefix",
+        str(prefix),
+        "--cache-dir",
+        pkgs,
+        "--platform",
+        s.platform,
+    ] + (["--compile"] if s.compile else [])
     step(s.project, "create", cmd)
     gate.record(stamp, gate.digest([str(lock)], env_salt(s)))
 
@@ -90,7 +100,7 @@ def archive_main(args: argparse.Namespace) -> int:
     stamp = Path(f"{out}.stamp")
     value = gate.digest(inputs, "archive")
     if gate.is_current(stamp, value, [str(p) for p in outputs]):
-        for p in outputs + [stamp]:
+        for p in [*outputs, stamp]:
             os.utime(p)
         print(f"[{s.project}] archive: inputs unchanged, kept {out}", file=sys.stderr)
         return 0
@@ -101,33 +111,83 @@ def archive_main(args: argparse.Namespace) -> int:
     meta = args.prefix / "share" / "portable-env"
     unverified = Path(f"{out}.unverified")
     locks = ["--lock", str(args.lock), "--lock", str(args.explicit)]
-    manifest_args = ["--prefix", str(args.prefix), "--deps", str(args.deps), "--settings", str(args.settings),
-                     *locks]
+    manifest_args = ["--prefix", str(args.prefix), "--deps", str(args.deps), "--settings", str(args.settings), *locks]
     try:
-        step(s.project, "ship", [tool("ship-code"), "--project-dir", s.project_dir, "--prefix", str(args.prefix),
-                                 "--settings", str(args.settings)])
-        step(s.project, "manifest", [tool("write-manifest"), *manifest_args,
-                                     "--out-manifest", str(meta / "manifest.json"),
-                                     "--out-sbom", str(meta / "sbom.cdx.json")])
-        step(s.project, "pack", [tool("pack-env"), "--prefix", str(args.prefix), "--out", str(unverified),
-                                 "--settings", str(args.settings)] + (["-v"] if args.verbose else []))
-        step(s.project, "verify", [tool("verify-pack"), str(unverified), "--deps", str(args.deps),
-                                   "--env-file", str(args.env_file), "--settings", str(args.settings),
-                                   "--build-prefix", str(args.prefix.resolve()), "--workdir", str(args.workdir)])
+        step(
+            s.project,
+            "ship",
+            [
+                tool("ship-code"),
+                "--project-dir",
+                s.project_dir,
+                "--prefix",
+                str(args.prefix),
+                "--settings",
+                str(args.settings),
+            ],
+        )
+        step(
+            s.project,
+            "manifest",
+            [
+                tool("write-manifest"),
+                *manifest_args,
+                "--out-manifest",
+                str(meta / "manifest.json"),
+                "--out-sbom",
+                str(meta / "sbom.cdx.json"),
+            ],
+        )
+        step(
+            s.project,
+            "pack",
+            [tool("pack-env"), "--prefix", str(args.prefix), "--out", str(unverified), "--settings", str(args.settings)]
+            + (["-v"] if args.verbose else []),
+        )
+        step(
+            s.project,
+            "verify",
+            [
+                tool("verify-pack"),
+                str(unverified),
+                "--deps",
+                str(args.deps),
+                "--env-file",
+                str(args.env_file),
+                "--settings",
+                str(args.settings),
+                "--build-prefix",
+                str(args.prefix.resolve()),
+                "--workdir",
+                str(args.workdir),
+            ],
+        )
         os.replace(unverified, out)
     finally:
         unverified.unlink(missing_ok=True)
     write_atomic(Path(f"{out}.sha256"), f"{sha256_of(out)}  {out.name}\n")
-    subprocess.run([tool("write-manifest"), *manifest_args, "--tarball", str(out), "--out-manifest",
-                    str(args.manifest), "--out-sbom", str(args.sbom)], check=True)
+    subprocess.run(
+        [
+            tool("write-manifest"),
+            *manifest_args,
+            "--tarball",
+            str(out),
+            "--out-manifest",
+            str(args.manifest),
+            "--out-sbom",
+            str(args.sbom),
+        ],
+        check=True,
+    )
     gate.record(stamp, value)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """scripts/build-step: run the env or the archive transaction."""
-    ap = argparse.ArgumentParser(prog="build-step", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="build-step", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     for name in ("env", "archive"):
         p = sub.add_parser(name)

@@ -15,11 +15,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # Folders that are never project code: caches, VCS data, virtual envs.
-SKIP_DIRS = frozenset({
-    "__pycache__", "node_modules", "site-packages", "dist-packages", ".git", ".hg", ".svn",
-    ".tox", ".nox", ".venv", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache",
-    "__pypackages__",
-})
+SKIP_DIRS = frozenset(
+    {
+        "__pycache__",
+        "node_modules",
+        "site-packages",
+        "dist-packages",
+        ".git",
+        ".hg",
+        ".svn",
+        ".tox",
+        ".nox",
+        ".venv",
+        ".ipynb_checkpoints",
+        ".mypy_cache",
+        ".pytest_cache",
+        "__pypackages__",
+    }
+)
 SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
@@ -116,8 +129,9 @@ def make_fragment(root: Path) -> tuple[str, list[str]]:
     left_out = [str(p) for p in files + dirs if not MAKE_SAFE.fullmatch(str(p))]
     ok = [str(p) for p in files if MAKE_SAFE.fullmatch(str(p))]
     okd = [str(p) for p in dirs if MAKE_SAFE.fullmatch(str(p))]
-    text = ("# Written by scripts/project-files; do not edit.\n"
-            f"SOURCES := {' '.join(ok)}\nSOURCE_DIRS := {' '.join(okd)}\n")
+    text = (
+        f"# Written by scripts/project-files; do not edit.\nSOURCES := {' '.join(ok)}\nSOURCE_DIRS := {' '.join(okd)}\n"
+    )
     return text, left_out
 
 
@@ -140,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     text, left_out = make_fragment(root)
     for name in left_out:
-        print(f"warning: '{name}' has a character Make cannot track (space, $, %, :, #, ...); rename it so "
-              "changes to it trigger a rebuild (the scan still reads it)", file=sys.stderr)
+        print(
+            f"warning: '{name}' has a character Make cannot track (space, $, %, :, #, ...); rename it so "
+            "changes to it trigger a rebuild (the scan still reads it)",
+            file=sys.stderr,
+        )
     write_atomic(args.mk, text)
     return 0

@@ -32,8 +32,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 # Inputs of every project's build: a change to any of them rebuilds all.
 # A trailing '/' means everything under that folder.
-GLOBAL_INPUTS = ("Makefile", "requirements.txt", "requirements.in", "scripts/", "templates/",
-                 ".github/workflows/build.yml")
+GLOBAL_INPUTS = (
+    "Makefile",
+    "requirements.txt",
+    "requirements.in",
+    "scripts/",
+    "templates/",
+    ".github/workflows/build.yml",
+)
 NAME_CHARS = "letters, digits, '.', '_', '-' (not starting with '.' or '-')"
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 TAG = re.compile(r"(?P<project>.+)-v(?P<version>[0-9][A-Za-z0-9._+-]*)")
@@ -86,8 +92,9 @@ def select(names: Iterable[str], projects: list[str]) -> list[str]:
         elif problem := name_problem(name):
             raise ProjectError(problem)
         elif name not in projects:
-            raise ProjectError(f"no project '{name}': projects/{name}/ does not exist "
-                               f"(projects: {', '.join(projects) or 'none'})")
+            raise ProjectError(
+                f"no project '{name}': projects/{name}/ does not exist (projects: {', '.join(projects) or 'none'})"
+            )
         else:
             wanted = [name]
         chosen += [p for p in wanted if p not in chosen]
@@ -114,8 +121,10 @@ def git_changed(root: Path, base: str) -> list[str]:
     cmd = ["git", "-C", str(root), "diff", "--name-only", "--no-renames", "-z", f"{base}...HEAD"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise ProjectError(f"'{' '.join(cmd)}' failed: {proc.stderr.strip()}\n"
-                           "  is BASE a commit this clone has? (CI: check out with fetch-depth: 0)")
+        raise ProjectError(
+            f"'{' '.join(cmd)}' failed: {proc.stderr.strip()}\n"
+            "  is BASE a commit this clone has? (CI: check out with fetch-depth: 0)"
+        )
     return [p for p in proc.stdout.split("\0") if p]
 
 
@@ -179,8 +188,11 @@ def main() -> int:
         if args.command == "new":
             target = create(root, args.name)
             files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
-            print(f"created projects/{args.name}/ ({', '.join(files)})\n"
-                  f"  next: put your code there, then: make PROJECT={args.name} pack", file=sys.stderr)
+            print(
+                f"created projects/{args.name}/ ({', '.join(files)})\n"
+                f"  next: put your code there, then: make PROJECT={args.name} pack",
+                file=sys.stderr,
+            )
             return 0
         projects = discover(root)
         if args.command == "list":

@@ -45,7 +45,14 @@ PYTHON_RE = re.compile(rf"(?:(?:[<>]=?|==?|!=|~=)?{VERSION_PART})(?:,(?:[<>]=?|=
 CHANNEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*")
 CHANNEL_URL_RE = re.compile(r"(https?|file)://[A-Za-z0-9._~:/@%+=,-]+")
 SPEC_RE = re.compile(r"(?:[A-Za-z0-9_.-]+::)?[A-Za-z0-9_][A-Za-z0-9._-]*(?:[ =<>!~][A-Za-z0-9.*+_!,|<>=~ -]*)?")
-LAUNCHER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?|[A-Za-z0-9_][A-Za-z0-9_./-]*\.py")
+# Launchers (entry_points): a file name in bin/ and "module:function",
+# "module" or "path/script.py"; ship-code uses these same rules.
+LAUNCHER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+RESERVED_LAUNCHERS = frozenset({"activate", "deactivate", "conda-unpack", "python", "python3"})
+DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+FUNCTION_RE = re.compile(rf"({DOTTED}):({DOTTED})")
+MODULE_RE = re.compile(DOTTED)
+SCRIPT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.py")
 
 PYTHON_FORM = 'a quoted version like "3.12" (or a spec like ">=3.11,<3.13")'
 CHANNEL_FORM = "a channel name (conda-forge) or a URL (https://..., file:///abs/path) without spaces or quotes"
@@ -69,8 +76,15 @@ def _is_name(v: object) -> bool:
 
 
 def _is_launcher(v: object) -> bool:
-    return (isinstance(v, str) and bool(LAUNCHER_RE.fullmatch(v))
-            and ".." not in v.split("/") and not v.startswith("/"))
+    if not isinstance(v, str):
+        return False
+    if SCRIPT_RE.fullmatch(v):
+        return ".." not in v.split("/")
+    return bool(FUNCTION_RE.fullmatch(v) or MODULE_RE.fullmatch(v))
+
+
+def _is_launcher_name(v: object) -> bool:
+    return isinstance(v, str) and bool(LAUNCHER_NAME_RE.fullmatch(v)) and v not in RESERVED_LAUNCHERS
 
 
 # ---------------------------------------------------------------- the schema
@@ -88,6 +102,7 @@ class Field:
 def _bool(key: str) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         return None if isinstance(v, bool) else f"'{key}' must be true or false, not {v!r}"
+
     return check
 
 
@@ -97,22 +112,28 @@ def _list_of(key: str, ok: Callable[[object], bool], form: str) -> Callable[[Any
             return f"'{key}' must be a list, e.g. {key}: [a, b]; each item {form}"
         bad = [x for x in v if not ok(x)]
         return f"'{key}': {', '.join(repr(x) for x in bad)} is not {form}" if bad else None
+
     return check
 
 
 def _check_python(v: Any) -> str | None:
-    if isinstance(v, bool) or isinstance(v, (int, float)):
-        return (f"'python' is read as the number {v}; quote the version, e.g. python: \"3.12\""
-                " (unquoted, YAML reads 3.10 as 3.1)")
+    if isinstance(v, (bool, int, float)):
+        return (
+            f"'python' is read as the number {v}; quote the version, e.g. python: \"3.12\""
+            " (unquoted, YAML reads 3.10 as 3.1)"
+        )
     return None if _is_python(v) else f"'python' must be {PYTHON_FORM}, not {v!r}"
 
 
 def _check_imports(v: Any) -> str | None:
-    form = "import names mapped to conda package names (\"\" ignores the import), e.g. imports: {cv2: opencv}"
+    form = 'import names mapped to conda package names ("" ignores the import), e.g. imports: {cv2: opencv}'
     if not isinstance(v, dict):
         return f"'imports' must map {form}"
-    bad = [f"{k!r}: {p!r}" for k, p in v.items()
-           if not (isinstance(k, str) and IMPORT_RE.fullmatch(k)) or not (p is None or p == "" or _is_name(p))]
+    bad = [
+        f"{k!r}: {p!r}"
+        for k, p in v.items()
+        if not (isinstance(k, str) and IMPORT_RE.fullmatch(k)) or not (p is None or p == "" or _is_name(p))
+    ]
     return f"'imports': {', '.join(bad)} is not valid; it must map {form}" if bad else None
 
 
@@ -127,11 +148,15 @@ def _check_level(v: Any) -> str | None:
 
 
 def _check_launchers(v: Any) -> str | None:
-    form = ('launcher names mapped to "module:function", "module" or "path/script.py" (inside the project), '
-            'e.g. entry_points: {mytool: "mypkg.cli:main"}')
+    form = (
+        'launcher names (letters, digits, ".", "_", "-"; not '
+        + ", ".join(sorted(RESERVED_LAUNCHERS))
+        + ') mapped to "module:function", "module" or "path/script.py" (inside the project), '
+        'e.g. entry_points: {mytool: "mypkg.cli:main"}'
+    )
     if not isinstance(v, dict):
         return f"'entry_points' must map {form}"
-    bad = [f"{k!r}: {s!r}" for k, s in v.items() if not (_is_name(k) and _is_launcher(s))]
+    bad = [f"{k!r}: {s!r}" for k, s in v.items() if not (_is_launcher_name(k) and _is_launcher(s))]
     return f"'entry_points': {', '.join(bad)} is not valid; it must map {form}" if bad else None
 
 
@@ -141,23 +166,26 @@ def _check_command(v: Any) -> str | None:
     return None
 
 
-FIELDS: dict[str, Field] = {f.name: f for f in (
-    Field("python", None, _check_python, PYTHON_FORM),
-    Field("channels", None, _list_of("channels", _is_channel, CHANNEL_FORM), CHANNEL_FORM),
-    Field("packages", [], _list_of("packages", _is_spec, SPEC_FORM), SPEC_FORM),
-    Field("exclude", [], _list_of("exclude", _is_name, "a package name"), "a package name"),
-    Field("imports", {}, _check_imports, "import: package"),
-    Field("include_tests", False, _bool("include_tests"), "true or false"),
-    Field("install_optional", False, _bool("install_optional"), "true or false"),
-    Field("install_on_demand", True, _bool("install_on_demand"), "true or false"),
-    Field("format", formats.DEFAULT, _check_format, " | ".join(formats.names())),
-    Field("compression_level", None, _check_level, "a whole number"),
-    Field("slim", False, _bool("slim"), "true or false"),
-    Field("compile", False, _bool("compile"), "true or false"),
-    Field("ship_code", False, _bool("ship_code"), "true or false"),
-    Field("entry_points", {}, _check_launchers, "name: spec"),
-    Field("smoke_test", None, _check_command, "a command"),
-)}
+FIELDS: dict[str, Field] = {
+    f.name: f
+    for f in (
+        Field("python", None, _check_python, PYTHON_FORM),
+        Field("channels", None, _list_of("channels", _is_channel, CHANNEL_FORM), CHANNEL_FORM),
+        Field("packages", [], _list_of("packages", _is_spec, SPEC_FORM), SPEC_FORM),
+        Field("exclude", [], _list_of("exclude", _is_name, "a package name"), "a package name"),
+        Field("imports", {}, _check_imports, "import: package"),
+        Field("include_tests", False, _bool("include_tests"), "true or false"),
+        Field("install_optional", False, _bool("install_optional"), "true or false"),
+        Field("install_on_demand", True, _bool("install_on_demand"), "true or false"),
+        Field("format", formats.DEFAULT, _check_format, " | ".join(formats.names())),
+        Field("compression_level", None, _check_level, "a whole number"),
+        Field("slim", False, _bool("slim"), "true or false"),
+        Field("compile", False, _bool("compile"), "true or false"),
+        Field("ship_code", False, _bool("ship_code"), "true or false"),
+        Field("entry_points", {}, _check_launchers, "name: spec"),
+        Field("smoke_test", None, _check_command, "a command"),
+    )
+}
 
 
 # ---------------------------------------------------------------- the model
@@ -197,8 +225,9 @@ def load(path: Path | str) -> Settings:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read the settings ({exc}); run make again "
-                        "(the settings step writes it)") from None
+        raise UserError(
+            f"{path}: cannot read the settings ({exc}); run make again (the settings step writes it)"
+        ) from None
     if data.pop("schema", None) != SCHEMA_VERSION:
         raise UserError(f"{path}: written by another version of portable-env; run make again")
     return Settings(**data)
@@ -224,8 +253,6 @@ class Overrides:
         for ch in self.channels.split():
             if not _is_channel(ch):
                 found.append(f"CHANNELS: {ch!r} is not {CHANNEL_FORM}; separate channels with spaces")
-        if self.channels and not self.channels.split() or "\n" in self.channels:
-            found.append("CHANNELS: give channel names or URLs separated by spaces, e.g. CHANNELS='conda-forge'")
         if self.python.strip() and not _is_python(self.python.strip()):
             found.append(f"PYTHON: {self.python!r} is not a version like 3.12")
         if self.format.strip() and self.format.strip() not in formats.FORMATS:
@@ -242,8 +269,9 @@ def read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid YAML: {' '.join(str(exc).split())}\n"
-                        f"  fix the file, or compare it with {TEMPLATE}") from None
+        raise UserError(
+            f"{path}: not valid YAML: {' '.join(str(exc).split())}\n  fix the file, or compare it with {TEMPLATE}"
+        ) from None
 
 
 def problems(doc: Any) -> list[str]:
@@ -275,13 +303,13 @@ def template_defaults(root: Path) -> tuple[str, list[str]]:
 def build_key(channels: str, python: str) -> str:
     """'default', or 'override-<hash>' of the CHANNELS/PYTHON overrides: a
     build with overrides never touches the project's committed lock."""
-    text = " ".join(x for x in (f"channels={channels}" if channels else "",
-                                f"python={python}" if python else "") if x)
+    text = " ".join(x for x in (f"channels={channels}" if channels else "", f"python={python}" if python else "") if x)
     return "default" if not text else "override-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def resolve(project_dir: Path, platform: str = "linux-64", overrides: Overrides | None = None,
-            root: Path | None = None) -> Settings:
+def resolve(
+    project_dir: Path, platform: str = "linux-64", overrides: Overrides | None = None, root: Path | None = None
+) -> Settings:
     """Read and validate project_dir/project.yml, apply the overrides.
 
     Raises UserError naming every problem (file, key, valid form).
@@ -314,12 +342,28 @@ def resolve(project_dir: Path, platform: str = "linux-64", overrides: Overrides 
     channels = ov.channels.split() or values["channels"] or default_channels
     python = ov.python.strip() or values["python"] or default_python
     imports = {k: ("" if v is None else v) for k, v in values["imports"].items()}
-    ovs = {k: v for k, v in (("channels", " ".join(ov.channels.split())), ("python", ov.python.strip()),
-                             ("format", ov.format.strip())) if v}
+    ovs = {
+        k: v
+        for k, v in (
+            ("channels", " ".join(ov.channels.split())),
+            ("python", ov.python.strip()),
+            ("format", ov.format.strip()),
+        )
+        if v
+    }
     rest = {k: values[k] for k in FIELDS if k not in ("python", "channels", "imports")}
-    return Settings(project=project, project_dir=_shown(project_dir, root), settings_file=shown,
-                    platform=platform, key=build_key(ovs.get("channels", ""), ovs.get("python", "")),
-                    python=python, channels=list(channels), imports=imports, overrides=ovs, **rest)
+    return Settings(
+        project=project,
+        project_dir=_shown(project_dir, root),
+        settings_file=shown,
+        platform=platform,
+        key=build_key(ovs.get("channels", ""), ovs.get("python", "")),
+        python=python,
+        channels=list(channels),
+        imports=imports,
+        overrides=ovs,
+        **rest,
+    )
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -335,18 +379,25 @@ def make_fragment(s: Settings, ov: Overrides, has_file: bool) -> str:
     (names, a format from the table), so no text here is code to Make.
     S_ARGS is what it was made for (the overrides, whether project.yml
     existed): the Makefile remakes it when they differ."""
-    return (f"# Written by scripts/settings from {s.settings_file}; do not edit.\n"
-            f"S_ARGS := {ov.args()}|{int(has_file)}\nS_KEY := {s.key}\nS_FORMAT := {s.format}\n")
+    return (
+        f"# Written by scripts/settings from {s.settings_file}; do not edit.\n"
+        f"S_ARGS := {ov.args()}|{int(has_file)}\nS_KEY := {s.key}\nS_FORMAT := {s.format}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """scripts/settings: validate project.yml + overrides, write settings.json and settings.mk."""
-    ap = argparse.ArgumentParser(prog="settings", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="settings", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("project_dir", type=Path, help="projects/<name>")
     ap.add_argument("--platform", default="linux-64", help="the conda platform being built for")
-    ap.add_argument("--json", type=Path, help="write the settings to DIR/<key>/settings.json (only when their "
-                    "content changed)", metavar="DIR")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        help="write the settings to DIR/<key>/settings.json (only when their content changed)",
+        metavar="DIR",
+    )
     ap.add_argument("--mk", type=Path, help="write the Make fragment here")
     ap.add_argument("--check", action="store_true", help="only validate; print nothing when fine")
     args = ap.parse_args(argv)

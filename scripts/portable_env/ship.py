@@ -38,15 +38,12 @@ from typing import Any
 
 from portable_env.errors import UserError
 from portable_env.files import project_files, sha256_of, walk, write_atomic
+from portable_env.settings import FUNCTION_RE, LAUNCHER_NAME_RE, MODULE_RE, RESERVED_LAUNCHERS
 
 RECORD = "share/portable-env/code.json"
 MARKER = "# portable-env launcher"
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
-FUNCTION_RE = re.compile(rf"({DOTTED}):({DOTTED})")
-MODULE_RE = re.compile(DOTTED)
-# Files conda-pack adds to bin/ at pack time.
-RESERVED = {"activate", "deactivate", "conda-unpack", "python", "python3"}
+# The launcher rules are the settings model's (files conda-pack adds to bin/ are reserved).
+NAME_RE, RESERVED = LAUNCHER_NAME_RE, RESERVED_LAUNCHERS
 
 LAUNCHER_CALL = """#!/bin/sh
 {marker}: {name} -> {spec} (project {project}).
