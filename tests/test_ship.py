@@ -129,7 +129,7 @@ def test_ship_files_are_the_project_files_minus_tests_plus_package_data(tmp_path
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("")
     shipped = ship.code_files(tmp_path)
-    sources = [p.as_posix() for p in files.project_files(tmp_path) if not ship.is_test(p)]
+    sources = [p.as_posix() for p in files.project_files(tmp_path) if not files.is_test_path(p)]
     assert [f for f in shipped if f.endswith((".py", ".ipynb"))] == sources
     walked = {(d / n).relative_to(tmp_path).as_posix() for d, _dirs, names in files.walk(tmp_path) for n in names}
     data = [f for f in shipped if not f.endswith((".py", ".ipynb"))]

@@ -34,6 +34,9 @@ SKIP_DIRS = frozenset(
     }
 )
 SOURCE_SUFFIXES = (".py", ".ipynb")
+# Test code (scanned only with include_tests, never shipped): the one rule.
+TEST_DIR_RE = re.compile(r"^_*(tests?|testing|unittests?|test[-_].*|.*[-_]tests?|benchmarks?|asv_bench)$", re.I)
+TEST_FILE_RE = re.compile(r"^(test_.*|.*_test|tests?|conftest|.*_tests|pytest_.*|pytest|.*_pytest)\.py$")
 
 
 def sha256_of(path: Path | str) -> str:
@@ -82,6 +85,12 @@ def spec_name(spec: str) -> str:
 def canon(name: str) -> str:
     """Comparable package name (lowercase, -_. runs as '-')."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_test_path(rel: Path) -> bool:
+    """Test code: tests/, test/, testing/, _tests/, benchmarks/ folders,
+    test_*.py, *_test.py, tests.py, conftest.py, pytest plugins."""
+    return any(TEST_DIR_RE.match(p) for p in rel.parts[:-1]) or bool(TEST_FILE_RE.match(rel.name))
 
 
 def walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:

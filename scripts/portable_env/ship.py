@@ -3,8 +3,8 @@
 What is shipped (setting ``ship_code: true``): the project's files as
 ``portable_env.files.project_files`` lists them (the walker the scan and Make's
 source list use: *.py and *.ipynb, without hidden files and folders, caches and
-virtual environments), minus test code (tests/ and test/ folders, test_*.py,
-*_test.py, conftest.py), plus the data files of the project's Python packages
+virtual environments), minus test code (files.is_test_path: the scan's rule,
+the one definition), plus the data files of the project's Python packages
 (every other file the same walk finds inside a folder with __init__.py, except
 compiled files, project.yml and lock files). They are copied to ENV/share/P/;
 a .pth file puts that folder on the environment's sys.path (at the end).
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from portable_env.errors import UserError
-from portable_env.files import project_files, sha256_of, walk, write_atomic
+from portable_env.files import is_test_path, project_files, sha256_of, walk, write_atomic
 from portable_env.settings import FUNCTION_RE, LAUNCHER_NAME_RE, MODULE_RE, RESERVED_LAUNCHERS
 
 RECORD = "share/portable-env/code.json"
@@ -71,16 +71,8 @@ PY_CALL = PY_PRELUDE + (
 PY_MODULE = PY_PRELUDE + 'import runpy; runpy.run_module("{module}", run_name="__main__", alter_sys=True)'
 
 
-# Test code is never shipped (folders anywhere in the path, or file names).
-TEST_DIRS = frozenset({"tests", "test"})
-TEST_FILE_RE = re.compile(r"test_.*\.py|.*_test\.py|conftest\.py")
 # Package data that is not code to ship: compiled files, settings, locks.
 NOT_DATA_RE = re.compile(r".*\.py[co]|project\.yml|rattler-lock\.yml|conda-.*\.lock")
-
-
-def is_test(rel: Path) -> bool:
-    """Whether a project-relative path is test code (see the module docstring)."""
-    return any(part in TEST_DIRS for part in rel.parts[:-1]) or bool(TEST_FILE_RE.fullmatch(rel.name))
 
 
 def _package_data(root: Path) -> list[Path]:
@@ -104,7 +96,7 @@ def code_files(project_dir: Path) -> list[str]:
     root = project_dir.resolve()
     found = []
     for rel in [*project_files(project_dir), *_package_data(project_dir)]:
-        if is_test(rel):
+        if is_test_path(rel):
             continue
         path = project_dir / rel
         if path.is_symlink() and not path.resolve().is_relative_to(root):

@@ -7,14 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from portable_env.files import SOURCE_SUFFIXES, walk
+from portable_env.files import SOURCE_SUFFIXES, is_test_path, walk
 
-TEST_DIR_RE = re.compile(
-    r"^_*(tests?|testing|unittests?|test[-_].*|.*[-_]tests?|"
-    r"benchmarks?|asv_bench)$",
-    re.IGNORECASE,
-)
-TEST_FILE_RE = re.compile(r"^(test_.*|.*_test|tests?|conftest|.*_tests|pytest_.*|pytest|.*_pytest)\.py$")
 # Not part of the program at run time: build and task-runner scripts.
 NOT_RUNTIME = {"setup.py", "noxfile.py", "fabfile.py", "pavement.py"}
 DOC_DIRS = {
@@ -35,12 +29,6 @@ PLATFORM_FILE_RE = re.compile(
     r"osx|cocoa|ios|android)([_.-]|$)",
     re.IGNORECASE,
 )
-
-
-def is_test_path(rel: Path) -> bool:
-    """Test code: tests/, test/, testing/, _tests/, benchmarks/ folders,
-    test_*.py, *_test.py, tests.py, conftest.py, pytest plugins."""
-    return any(TEST_DIR_RE.match(p) for p in rel.parts[:-1]) or bool(TEST_FILE_RE.match(rel.name))
 
 
 def is_shipped_docs(rel: Path, root: Path, dirs: dict[Path, list[str]]) -> bool:
