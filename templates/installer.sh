@@ -5,6 +5,8 @@
 # Layout: this bash header, the line __PORTABLE_ENV_PAYLOAD__, then the
 # payload: the verified conda-pack archive (@@FORMAT@@), starting at byte
 # HEADER_SIZE + 1. The payload is streamed with tail -c, never read whole.
+# The format's values and the import probe come from scripts/portable_env
+# (formats.py, probe.py), filled in by make-installer.
 if [ -z "${BASH_VERSION:-}" ]; then
   echo "error: run this installer with bash: bash $0 --help" >&2
   exit 2
@@ -18,6 +20,8 @@ TARGET_OS='@@OS@@'
 TARGET_ARCH='@@ARCH@@'
 MIN_GLIBC='@@MIN_GLIBC@@'
 FORMAT='@@FORMAT@@'
+DECOMPRESS='@@DECOMPRESS@@'
+DECOMPRESSOR='@@DECOMPRESSOR@@'
 HEADER_SIZE=@@HEADER_SIZE@@
 PAYLOAD_SIZE=@@PAYLOAD_SIZE@@
 PAYLOAD_SHA256='@@PAYLOAD_SHA256@@'
@@ -50,7 +54,7 @@ modules, and prints how to activate the environment.
   --manifest        print the manifest (JSON) of the packed environment
   -h, --help        show this help
 
-Needs: $TARGET_OS $TARGET_ARCH${MIN_GLIBC:+, glibc >= $MIN_GLIBC}; bash, tail, tar, $(decompressor_name), sha256sum.
+Needs: $TARGET_OS $TARGET_ARCH${MIN_GLIBC:+, glibc >= $MIN_GLIBC}; bash, tail, tar, ${DECOMPRESSOR:+$DECOMPRESSOR, }sha256sum.
 EOF
 }
 
@@ -71,8 +75,6 @@ PORTABLE_ENV_MANIFEST_END
 }
 
 payload() { tail -c +"$((10#$HEADER_SIZE + 1))" "$SELF"; }
-
-decompressor_name() { if [ "$FORMAT" = tar.zst ]; then echo zstd; else echo gzip; fi; }
 
 sha256_stream() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum | cut -d' ' -f1
@@ -140,11 +142,9 @@ preflight() {
   fi
   command -v tail >/dev/null 2>&1 || problems+=("needs tail (coreutils)")
   command -v tar >/dev/null 2>&1 || problems+=("needs tar")
-  if [ "$FORMAT" = tar.zst ]; then
-    command -v zstd >/dev/null 2>&1 || tar --version 2>/dev/null | grep -q bsdtar \
-      || problems+=("needs zstd to unpack a tar.zst payload: install it (apt-get install zstd, dnf install zstd)")
-  else
-    command -v gzip >/dev/null 2>&1 || problems+=("needs gzip to unpack a tar.gz payload")
+  if [ -n "$DECOMPRESSOR" ]; then
+    command -v "$DECOMPRESSOR" >/dev/null 2>&1 \
+      || problems+=("needs $DECOMPRESSOR to unpack a $FORMAT payload: install it with the system's package manager (e.g. apt-get install $DECOMPRESSOR)")
   fi
   command -v sha256sum >/dev/null 2>&1 || command -v shasum >/dev/null 2>&1 || command -v openssl >/dev/null 2>&1 \
     || problems+=("needs sha256sum (coreutils), shasum or openssl to check the payload")
@@ -176,28 +176,21 @@ preflight() {
 
 extract() {
   local dir=$1
-  if [ "$FORMAT" = tar.zst ]; then
-    if command -v zstd >/dev/null 2>&1; then
-      payload | zstd -dc | tar -xf - -C "$dir" --no-same-owner
-    else
-      payload | tar --zstd -xf - -C "$dir"
-    fi
+  if [ -n "$DECOMPRESS" ]; then
+    # shellcheck disable=SC2086 # DECOMPRESS is a program and its options
+    payload | $DECOMPRESS | tar -xf - -C "$dir" --no-same-owner
   else
-    payload | tar -xzf - -C "$dir" --no-same-owner
+    payload | tar -xf - -C "$dir" --no-same-owner
   fi
 }
 
-PROBE='import importlib, os, sys
-failed = []
-for name in sys.argv[2:]:
-    try:
-        importlib.import_module(name)
-    except BaseException as exc:
-        failed.append("  import %s: %s: %s" % (name, type(exc).__name__, exc))
-if os.path.realpath(sys.prefix) != os.path.realpath(sys.argv[1]):
-    failed.append("  sys.prefix is %s, not %s: not relocated" % (sys.prefix, sys.argv[1]))
-print("\n".join(failed))
-sys.exit(1 if failed else 0)'
+# THE import probe (scripts/portable_env/probe.py, the one verify-pack runs):
+# every import name imports, and sys.prefix is the install directory.
+probe_source() {
+  cat <<'PORTABLE_ENV_PROBE_END'
+@@PROBE@@
+PORTABLE_ENV_PROBE_END
+}
 
 # Run the environment's python without the caller's python settings.
 env_python() {
@@ -232,7 +225,7 @@ install() {
     || die "bin/conda-unpack failed in $DIR (see above)"
   say "$PROJECT: checking imports: ${IMPORTS:-(none)}"
   # shellcheck disable=SC2086 # IMPORTS is a list of dotted names
-  out=$(cd "$DIR" && env_python -c "$PROBE" "$DIR" $IMPORTS 2>&1) \
+  out=$(cd "$DIR" && env_python -c "$(probe_source)" "$DIR" $IMPORTS 2>&1) \
     || die "the installed environment does not work:"$'\n'"$out"
   if [ -n "$SMOKE_TEST" ]; then
     say "$PROJECT: smoke test: $SMOKE_TEST"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import Repo, load_script, run, script
+from conftest import Repo, run, script
+from portable_env import installer, manifest, probe
 
 TINY = {
     "app.py": "import yaml\nimport six\n\n\ndef main():\n"
@@ -70,7 +70,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, channel: str, host_python: s
     repo.project("tiny", TINY)
     repo.make("PROJECT=tiny", f"CHANNELS={channel}", f"PYTHON={host_python}", "pack")
     (kdir,) = (repo.root / "build" / "tiny").glob("override-*")
-    env, deps = kdir / "env", repo.root / "build" / "tiny" / "deps.yml"
+    env, deps = kdir / "env", kdir / "deps.yml"
     eps = [a for ep in ENTRY_POINTS for a in ("--entry-point", ep)]
     script("ship-code", "--project-dir", str(repo.root / "projects" / "tiny"), "--prefix", str(env), "--code",
            *eps, check=True)
@@ -141,13 +141,14 @@ def test_manifest_refuses_an_env_that_is_not_the_lock(built: Built, tmp_path: Pa
     lock = tmp_path / "conda-linux-64.lock"
     text = (built.kdir / "conda-linux-64.lock").read_text()
     lock.write_text(re.sub(r"(six-[^#]+#)[0-9a-f]{4}", r"\g<1>0000", text))
-    proc = script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir.parent / "deps.yml"),
+    proc = script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir / "deps.yml"),
                   "--project", "tiny", "--platform", "linux-64", "--lock", str(lock),
                   "--out-manifest", str(tmp_path / "m.json"))
     assert proc.returncode == 1 and "does not match" in proc.stderr and "six-" in proc.stderr
     assert not (tmp_path / "m.json").exists()
-    lock.write_text(text.replace("@EXPLICIT\n", "@EXPLICIT\nfile:///elsewhere/linux-64/extra-1-0.conda#" + "0" * 64 + "\n"))
-    proc = script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir.parent / "deps.yml"),
+    extra = "file:///elsewhere/linux-64/extra-1-0.conda#" + "0" * 64
+    lock.write_text(text.replace("@EXPLICIT\n", f"@EXPLICIT\n{extra}\n"))
+    proc = script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir / "deps.yml"),
                   "--project", "tiny", "--platform", "linux-64", "--lock", str(lock),
                   "--out-manifest", str(tmp_path / "m.json"))
     assert proc.returncode == 1 and "extra-1-0.conda: in the lock but not installed" in proc.stderr
@@ -155,7 +156,7 @@ def test_manifest_refuses_an_env_that_is_not_the_lock(built: Built, tmp_path: Pa
 
 def test_manifest_is_reproducible(built: Built, tmp_path: Path) -> None:
     out = tmp_path / "again.json"
-    script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir.parent / "deps.yml"),
+    script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir / "deps.yml"),
            "--project", "tiny", "--platform", "linux-64", "--out-manifest", str(out),
            "--out-sbom", str(tmp_path / "again.cdx.json"), "--lock", str(built.kdir / "rattler-lock.yml"),
            "--lock", str(built.kdir / "conda-linux-64.lock"), check=True)
@@ -216,7 +217,7 @@ def test_min_glibc_is_the_highest_symbol_version(built: Built) -> None:
     evidence = target["glibc_evidence"]["elf"]
     assert evidence["elf_files"] > 0
     found = readelf_glibc(built.env / evidence["file"])
-    assert target["min_glibc"] == "%d.%d" % found
+    assert target["min_glibc"] == "{}.{}".format(*found)
     for other in ("bin/python3", "lib/python3*/lib-dynload/_json*.so"):
         for path in built.env.glob(other):
             assert readelf_glibc(path.resolve()) <= found, path
@@ -225,14 +226,13 @@ def test_min_glibc_is_the_highest_symbol_version(built: Built) -> None:
 
 
 def test_min_glibc_takes_the_packages_glibc_constraints(tmp_path: Path) -> None:
-    wm = load_script("write-manifest")
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "notelf.so").write_bytes(b"not an elf file")
     records = [{"name": "a", "depends": ["__glibc >=2.28,<3.0.a0", "python"]}, {"name": "b", "depends": []}]
-    got = wm.min_glibc(tmp_path, records, "linux-64")
+    got = manifest.min_glibc(tmp_path, records, "linux-64")
     assert got["min_glibc"] == "2.28" and "package a depends on __glibc >=2.28" in got["glibc_evidence"]["source"]
-    assert wm.min_glibc(tmp_path, records, "osx-arm64")["min_glibc"] is None
-    assert wm.min_glibc(tmp_path, [], "linux-64")["min_glibc"] is None
+    assert manifest.min_glibc(tmp_path, records, "osx-arm64")["min_glibc"] is None
+    assert manifest.min_glibc(tmp_path, [], "linux-64")["min_glibc"] is None
 
 
 # --- installer ---------------------------------------------------------------
@@ -323,7 +323,8 @@ def test_installer_header_is_shellcheck_clean(built: Built, tmp_path: Path) -> N
     size = int(re.search(rb"^HEADER_SIZE=(\d+)$", data[:200000], re.M)[1])
     assert data[:size].endswith(b"\n__PORTABLE_ENV_PAYLOAD__\n") and data[size:] == built.tarball.read_bytes()
     (tmp_path / "header.sh").write_bytes(data[:size])
-    for path in (tmp_path / "header.sh", Path(load_script("make-installer").TEMPLATE)):
+    assert probe.source().rstrip("\n").encode() in data[:size], "the installer runs THE import probe"
+    for path in (tmp_path / "header.sh", installer.TEMPLATE):
         proc = run(["shellcheck", str(path)])
         assert proc.returncode == 0, proc.stdout
     assert (built.root / "tiny-linux-64.sh.sha256").read_text() == f"{sha(built.installer)}  tiny-linux-64.sh\n"
@@ -334,7 +335,7 @@ def test_zstd_installer(built: Built, tmp_path: Path) -> None:
     tarball = tmp_path / "tiny-linux-64.tar.zst"
     script("pack-env", "--prefix", str(built.env), "--out", str(tarball), "--format", "tar.zst", check=True)
     manifest = tmp_path / "tiny-linux-64.manifest.json"
-    script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir.parent / "deps.yml"),
+    script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir / "deps.yml"),
            "--project", "tiny", "--platform", "linux-64", "--tarball", str(tarball), "--out-manifest", str(manifest),
            check=True)
     installer = tmp_path / "tiny-linux-64.sh"
@@ -350,11 +351,11 @@ def test_zstd_installer(built: Built, tmp_path: Path) -> None:
 
 
 def test_make_installer_errors(built: Built, tmp_path: Path) -> None:
-    plain = tmp_path / "tiny-linux-64.tar.xz"
+    plain = tmp_path / "tiny-linux-64.zip"
     plain.write_bytes(b"x")
     proc = script("make-installer", "--tarball", str(plain), "--manifest", str(built.manifest),
                   "--out", str(tmp_path / "i.sh"))
-    assert proc.returncode == 1 and "tar.gz or tar.zst" in proc.stderr
+    assert proc.returncode == 1 and "the formats tar.gz, tar.zst, tar.bz2, tar.xz, tar" in proc.stderr
     broken = tmp_path / "tiny-linux-64.tar.gz"
     broken.write_bytes(b"\x1f\x8b broken")
     manifest = tmp_path / "m.json"
@@ -367,15 +368,13 @@ def test_make_installer_errors(built: Built, tmp_path: Path) -> None:
 
 def test_installer_template_tarball_listing_helper(built: Built) -> None:
     """make-installer measures the payload by streaming it: every member counted."""
-    mi = load_script("make-installer")
     with tarfile.open(built.tarball) as tf:
         files = tf.getmembers()
-    kb = mi.archive_facts(built.tarball, "tar.gz")
+    kb = installer.archive_facts(built.tarball)
     assert kb >= sum(m.size for m in files) // 1024
 
 
 def test_smoke_imports_are_required_installed_ones() -> None:
-    manifest = load_script("write-manifest")
     deps = {"required": ["six", "gone"], "optional": ["ujson"], "on_demand": ["h5py"],
             "imports": {"six": {"six": ["a.py:1"]}, "gone": {"gone": ["a.py:2"]},
                         "ujson": {"ujson": ["a.py:3"]}, "h5py": {"h5py": ["p/io.py:9"]}}}
