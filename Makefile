@@ -40,9 +40,10 @@ $(eval $(call capture,PROJECT,))
 $(eval $(call capture,CHANNELS,))
 $(eval $(call capture,PYTHON,))
 $(eval $(call capture,FORMAT,))
+$(eval $(call capture,TARGET_GLIBC,))
 $(eval $(call capture,V,))
 $(foreach v,PKGS CACHE CHANNEL_DIR BENCH_ARGS BASE,$(eval override $(v) := $$(value $(v))))
-export PROJECT CHANNELS PYTHON FORMAT PKGS CACHE CHANNEL_DIR BENCH_ARGS BASE
+export PROJECT CHANNELS PYTHON FORMAT TARGET_GLIBC PKGS CACHE CHANNEL_DIR BENCH_ARGS BASE
 
 VENV := .venv
 TOOLS := $(VENV)/.installed
@@ -90,7 +91,7 @@ PLATFORM = $(or $(patsubst $(subst $(space),_,$(UNAME)):%,%,$(filter $(subst $(s
 
 .PHONY: help
 help: ## Show this help
-	@echo "usage: make PROJECT=<name> <target> [CHANNELS='url ...'] [PYTHON=3.X] [FORMAT=tar.zst] [V=1]"
+	@echo "usage: make PROJECT=<name> <target> [CHANNELS='url ...'] [PYTHON=3.X] [FORMAT=tar.zst] [TARGET_GLIBC=2.X] [V=1]"
 	@echo
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 	@echo
@@ -126,7 +127,7 @@ S_KEY := default
 S_FORMAT := $(or $(FORMAT),tar.gz)
 SOURCES :=
 SOURCE_DIRS :=
-ARGS_NOW := $(strip $(CHANNELS))|$(strip $(PYTHON))|$(strip $(FORMAT))|$(if $(PROJECT_YML),1,0)
+ARGS_NOW := $(strip $(CHANNELS))|$(strip $(PYTHON))|$(strip $(FORMAT))|$(strip $(TARGET_GLIBC))|$(if $(PROJECT_YML),1,0)
 ifeq ($(DRY_RUN),)
   # A failed remake of either stops make before any step (include, not -include).
   include $(SETTINGS_MK) $(FILES_MK)
@@ -268,7 +269,8 @@ channel: | $(TOOLS) ## Build the offline local channel (host python + PyPI wheel
 demo: channel ## Offline demo: pack and verify projects/example against the local channel
 	@[ -d projects/example ] || { echo "error: demo: projects/example is missing; restore it: git checkout -- projects/example" >&2; exit 1; }
 	$(Q)$(MAKE) --no-print-directory PROJECT=example "CHANNELS=file://$$(cd "$$CHANNEL_DIR" && pwd)" \
-	  "PYTHON=$$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" pack
+	  "PYTHON=$$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
+	  "TARGET_GLIBC=$$(python3 -c 'import platform; print(platform.libc_ver()[1])')" pack
 
 lint: $(DEV_TOOLS) ## Lint and type-check (ruff, mypy, shellcheck)
 	$(Q)scripts/lint

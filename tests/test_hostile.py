@@ -105,6 +105,8 @@ BAD_VALUES = [
     ("FORMAT", f"tar.gz; {PWN}", "not one of tar.gz"),
     ("FORMAT", f"$(shell {PWN})", "not one of tar.gz"),
     ("FORMAT", "-rf", "not one of tar.gz"),
+    ("TARGET_GLIBC", f"2.17; {PWN}", "not a quoted glibc version"),
+    ("TARGET_GLIBC", f"$(shell {PWN})", "not a quoted glibc version"),
 ]
 
 
@@ -139,6 +141,12 @@ BAD_SETTINGS = [
     ("- just\n- a list\n", "must be a mapping"),
     ("format: [unclosed\n", "not valid YAML"),
     ("slim:\n", "'slim' has no value"),
+    ("target: {glibc: 2.17}\n", "not a quoted glibc version"),
+    ("target: {glibc: \"2.17; touch PWNED\"}\n", "not a quoted glibc version"),
+    ("target: {cpu: zen3}\n", "is not one of x86_64"),
+    ("target: {cuda: 12}\n", "not a quoted CUDA version"),
+    ("target: {os: linux}\n", "unknown key 'os'"),
+    ("target: 2.17\n", "'target' must be a mapping"),
 ]
 
 

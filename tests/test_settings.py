@@ -102,3 +102,13 @@ def test_make_and_the_model_agree_on_project_names(tmp_path: Path) -> None:
         proc = run(["make", "-C", str(REPO), "--no-print-directory", f"PROJECT={name}", "clean", "-n"])
         ok_make = "not a valid project name" not in proc.stderr
         assert ok_make == ok_model, f"{name!r}: make says {ok_make}, the model {ok_model}: {proc.stderr}"
+
+
+def test_target_defaults_settings_and_override(tmp_path: Path) -> None:
+    """The target machine: conda-forge's baseline by default, project.yml
+    per key, TARGET_GLIBC= per build (which keys the build like CHANNELS)."""
+    assert resolve(project(tmp_path, None)).target == {"glibc": "2.17", "cpu": "x86_64", "cuda": None}
+    pdir = project(tmp_path, 'target: {glibc: "2.28", cuda: "12.4"}\n')
+    assert resolve(pdir).target == {"glibc": "2.28", "cpu": "x86_64", "cuda": "12.4"}
+    ov = resolve(pdir, overrides=Overrides(target_glibc="2.36"))
+    assert ov.target["glibc"] == "2.36" and ov.key.startswith("override-") and ov.key != resolve(pdir).key

@@ -166,6 +166,41 @@ def _check_command(v: Any) -> str | None:
     return None
 
 
+# The machine the archive must run on. glibc 2.17 (RHEL/CentOS 7) is the
+# baseline conda-forge builds linux-64 packages for (its default
+# c_stdlib_version): nearly every record depends on __glibc >=2.17 only.
+TARGET_DEFAULTS: dict[str, str | None] = {"glibc": "2.17", "cpu": "x86_64", "cuda": None}
+CPU_LEVELS = ("x86_64", "x86_64_v2", "x86_64_v3", "x86_64_v4")
+GLIBC_RE = re.compile(r"2\.\d{1,2}")
+CUDA_RE = re.compile(r"\d{1,2}\.\d{1,2}")
+TARGET_FORM = (
+    'a mapping like target: {glibc: "2.17", cpu: x86_64, cuda: "12.4"} (glibc "2.X", cpu one of '
+    + ", ".join(CPU_LEVELS)
+    + ', cuda "X.Y" or null for none)'
+)
+
+
+def target_problem(key: str, value: object, origin: str = "target") -> str | None:
+    """Why a target value is invalid (the form named), or None."""
+    if key == "glibc" and not (isinstance(value, str) and GLIBC_RE.fullmatch(value)):
+        return f'{origin} glibc {value!r} is not a quoted glibc version like "2.17"'
+    if key == "cpu" and value not in CPU_LEVELS:
+        return f"{origin} cpu {value!r} is not one of {', '.join(CPU_LEVELS)}"
+    if key == "cuda" and value is not None and not (isinstance(value, str) and CUDA_RE.fullmatch(value)):
+        return f'{origin} cuda {value!r} is not a quoted CUDA version like "12.4" (or null: no CUDA)'
+    return None
+
+
+def _check_target(v: Any) -> str | None:
+    if not isinstance(v, dict):
+        return f"'target' must be {TARGET_FORM}"
+    unknown = [k for k in v if k not in TARGET_DEFAULTS]
+    if unknown:
+        return f"'target': unknown key {unknown[0]!r}; it must be {TARGET_FORM}"
+    bad = [m for k, x in v.items() if (m := target_problem(k, x, "'target':")) is not None]
+    return "; ".join(bad) if bad else None
+
+
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
@@ -184,6 +219,7 @@ FIELDS: dict[str, Field] = {
         Field("ship_code", False, _bool("ship_code"), "true or false"),
         Field("entry_points", {}, _check_launchers, "name: spec"),
         Field("smoke_test", None, _check_command, "a command"),
+        Field("target", {}, _check_target, "glibc/cpu/cuda"),
     )
 }
 
@@ -213,6 +249,7 @@ class Settings:
     ship_code: bool = False
     entry_points: dict[str, str] = field(default_factory=dict)
     smoke_test: str | None = None
+    target: dict[str, str | None] = field(default_factory=lambda: dict(TARGET_DEFAULTS))
     overrides: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -240,12 +277,13 @@ class Overrides:
     channels: str = ""
     python: str = ""
     format: str = ""
+    target_glibc: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Overrides:
         """The overrides Make passes as environment variables (data, never code)."""
         env = os.environ if environ is None else environ
-        return cls(env.get("CHANNELS", ""), env.get("PYTHON", ""), env.get("FORMAT", ""))
+        return cls(env.get("CHANNELS", ""), env.get("PYTHON", ""), env.get("FORMAT", ""), env.get("TARGET_GLIBC", ""))
 
     def problems(self) -> list[str]:
         """What is wrong with the overrides, with the valid form."""
@@ -255,13 +293,17 @@ class Overrides:
                 found.append(f"CHANNELS: {ch!r} is not {CHANNEL_FORM}; separate channels with spaces")
         if self.python.strip() and not _is_python(self.python.strip()):
             found.append(f"PYTHON: {self.python!r} is not a version like 3.12")
+        if self.target_glibc.strip() and (why := target_problem("glibc", self.target_glibc.strip(), "TARGET_GLIBC:")):
+            found.append(why)
         if self.format.strip() and self.format.strip() not in formats.FORMATS:
             found.append(f"FORMAT: {self.format!r} is not one of {', '.join(formats.names())}")
         return found
 
     def args(self) -> str:
         """The normalised overrides, as Make writes them (settings.mk's S_ARGS)."""
-        return f"{' '.join(self.channels.split())}|{self.python.strip()}|{self.format.strip()}"
+        return (
+            f"{' '.join(self.channels.split())}|{self.python.strip()}|{self.format.strip()}|{self.target_glibc.strip()}"
+        )
 
 
 def read_yaml(path: Path) -> Any:
@@ -300,10 +342,11 @@ def template_defaults(root: Path) -> tuple[str, list[str]]:
     return python, [str(c) for c in doc.get("channels") or ["conda-forge"]]
 
 
-def build_key(channels: str, python: str) -> str:
-    """'default', or 'override-<hash>' of the CHANNELS/PYTHON overrides: a
-    build with overrides never touches the project's committed lock."""
-    text = " ".join(x for x in (f"channels={channels}" if channels else "", f"python={python}" if python else "") if x)
+def build_key(channels: str, python: str, glibc: str = "") -> str:
+    """'default', or 'override-<hash>' of the CHANNELS/PYTHON/TARGET_GLIBC
+    overrides: a build with overrides never touches the project's committed lock."""
+    parts = (("channels", channels), ("python", python), ("glibc", glibc))
+    text = " ".join(f"{k}={v}" for k, v in parts if v)
     return "default" if not text else "override-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -348,19 +391,24 @@ def resolve(
             ("channels", " ".join(ov.channels.split())),
             ("python", ov.python.strip()),
             ("format", ov.format.strip()),
+            ("target_glibc", ov.target_glibc.strip()),
         )
         if v
     }
-    rest = {k: values[k] for k in FIELDS if k not in ("python", "channels", "imports")}
+    target = {**TARGET_DEFAULTS, **values["target"]}
+    if ov.target_glibc.strip():
+        target["glibc"] = ov.target_glibc.strip()
+    rest = {k: values[k] for k in FIELDS if k not in ("python", "channels", "imports", "target")}
     return Settings(
         project=project,
         project_dir=_shown(project_dir, root),
         settings_file=shown,
         platform=platform,
-        key=build_key(ovs.get("channels", ""), ovs.get("python", "")),
+        key=build_key(ovs.get("channels", ""), ovs.get("python", ""), ovs.get("target_glibc", "")),
         python=python,
         channels=list(channels),
         imports=imports,
+        target=target,
         overrides=ovs,
         **rest,
     )
