@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import Repo, run, script
-from portable_env import installer, manifest, probe
+from portable_env import formats, installer, manifest, probe
 
 TINY = {
     "app.py": "import yaml\nimport six\n\n\ndef main():\n"
@@ -330,10 +330,13 @@ def test_installer_header_is_shellcheck_clean(built: Built, tmp_path: Path) -> N
     assert (built.root / "tiny-linux-64.sh.sha256").read_text() == f"{sha(built.installer)}  tiny-linux-64.sh\n"
 
 
-@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd program")
-def test_zstd_installer(built: Built, tmp_path: Path) -> None:
-    tarball = tmp_path / "tiny-linux-64.tar.zst"
-    script("pack-env", "--prefix", str(built.env), "--out", str(tarball), "--format", "tar.zst", check=True)
+@pytest.mark.parametrize("fmt", ["tar.zst", "tar.xz", "tar"])
+def test_installers_of_other_formats(built: Built, tmp_path: Path, fmt: str) -> None:
+    program = formats.FORMATS[fmt].program
+    if program and shutil.which(program) is None:
+        pytest.skip(f"needs the {program} program")
+    tarball = tmp_path / f"tiny-linux-64.{fmt}"
+    script("pack-env", "--prefix", str(built.env), "--out", str(tarball), "--format", fmt, check=True)
     manifest = tmp_path / "tiny-linux-64.manifest.json"
     script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir / "deps.yml"),
            "--project", "tiny", "--platform", "linux-64", "--tarball", str(tarball), "--out-manifest", str(manifest),
@@ -346,6 +349,7 @@ def test_zstd_installer(built: Built, tmp_path: Path) -> None:
            check=True)
     proc = bash(f"bash {installer} -p z", tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "checking imports: six yaml" in proc.stderr
     out = bash("z/bin/tiny-cli q; z/bin/python -c 'import sys, yaml; print(sys.prefix)'", tmp_path)
     assert out.stdout.split("\n")[:2] == ["cli tiny-cli ['q']", str(tmp_path / "z")], out.stderr
 
