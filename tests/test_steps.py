@@ -1,7 +1,6 @@
 """Unit tests of the small pipeline scripts (no channel needed)."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
