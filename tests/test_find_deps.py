@@ -134,7 +134,9 @@ def test_notebook_code_cells_with_magics_and_shell_lines(tmp_path: Path) -> None
         ("code", "np.sum?\nfrom sklearn import svm\n"),
     )})
     doc, _ = find_deps(proj)
-    assert doc["required"] == ["numpy", "pandas", "scikit-learn"]
+    # %matplotlib inline imports matplotlib when it runs
+    assert doc["required"] == ["matplotlib-base", "numpy", "pandas", "scikit-learn"]
+    assert doc["imports"]["matplotlib-base"] == {"matplotlib": ["analysis.ipynb[2]:2"]}
     assert doc["imports"]["numpy"] == {"numpy": ["analysis.ipynb[2]:3"]}
     assert doc["imports"]["pandas"] == {"pandas": ["analysis.ipynb[4]:2"]}
     assert doc["unparsed"] == []
@@ -319,21 +321,32 @@ def test_flat_project_files_are_all_entry_points(tmp_path: Path) -> None:
     assert doc["optional"] == []
 
 
-def test_branches_picked_by_a_setting_are_optional(tmp_path: Path) -> None:
-    proj = write(tmp_path, {"a.py": (
-        "from config import backend\n"
-        "if backend() == 'torch':\n    import torch\n"
-        "elif backend() in ('jax', 'flax'):\n    import jax\n"
-        "else:\n    import numpy\n"
-        "if __name__ == '__main__':\n    import yaml\n"),
-        "config.py": "def backend():\n    return 'torch'\n"})
-    doc, _ = find_deps(proj)
-    assert doc["required"] == ["numpy", "pyyaml"]
+BACKENDS = ("from config import backend\n"
+            "if backend() == 'torch':\n    import torch\n"
+            "elif backend() in ('jax', 'flax'):\n    import jax\n"
+            "else:\n    import numpy\n"
+            "if __name__ == '__main__':\n    import yaml\n")
+
+
+def in_package(code: str) -> dict[str, str]:
+    """`code` as an inner module of a package that loads it."""
+    return {"mypkg/__init__.py": "from . import a\n", "mypkg/a.py": code}
+
+
+def test_branches_picked_by_a_setting_are_optional_in_packages_only(tmp_path: Path) -> None:
+    config = {"config.py": "def backend():\n    return 'torch'\n"}
+    library = BACKENDS.split("if __name__")[0]  # a module run as a program is a script
+    doc, _ = find_deps(write(tmp_path / "lib", {**in_package(library), **config}))
+    assert doc["required"] == ["numpy"]
     assert doc["optional"] == ["jax", "pytorch"]
+    # a script runs every branch its user picks: `--backend torch` must work on the target
+    doc, _ = find_deps(write(tmp_path / "app", {"a.py": BACKENDS, **config}))
+    assert doc["required"] == ["jax", "numpy", "pytorch", "pyyaml"]
+    assert doc["optional"] == []
 
 
 def test_availability_checks_make_imports_optional(tmp_path: Path) -> None:
-    proj = write(tmp_path, {"a.py": (
+    code = (
         "import importlib.util, os\n"
         "if importlib.util.find_spec('numba') is not None:\n    import numba\n"
         "HAS_LXML = True\nif HAS_LXML:\n    import lxml\n"
@@ -342,10 +355,15 @@ def test_availability_checks_make_imports_optional(tmp_path: Path) -> None:
         "if is_tracing_enabled():\n    import opentelemetry\n"
         "try:\n    import torch\nexcept ImportError:\n    torch = None\n"
         "def f():\n    import torch\n    return torch\n"
-        "import click\n")})
-    doc, _ = find_deps(proj)
+        "import click\n")
+    doc, _ = find_deps(write(tmp_path / "lib", in_package(code)))
     assert doc["required"] == ["click"]
     assert doc["optional"] == ["cupy", "lxml", "numba", "opentelemetry-api", "pytorch"]
+    # in a script only the ImportError-style guards (find_spec, HAS_X, try/except) count;
+    # an environment variable or is_x_enabled() is a setting, and f() imports torch unguarded
+    doc, _ = find_deps(write(tmp_path / "app", {"a.py": code}))
+    assert doc["required"] == ["click", "cupy", "opentelemetry-api", "pytorch"]
+    assert doc["optional"] == ["lxml", "numba"]
 
 
 def test_else_of_an_optional_import_is_optional(tmp_path: Path) -> None:
@@ -362,7 +380,7 @@ def test_else_of_an_optional_import_is_optional(tmp_path: Path) -> None:
 
 
 def test_tests_and_hooks_that_name_the_module_make_its_import_optional(tmp_path: Path) -> None:
-    proj = write(tmp_path, {"a.py": (
+    code = (
         "from util import is_running_trio, array_type, register_lazy, mode\n"
         "def event():\n    if is_running_trio():\n        import trio\n"
         "def ns(x):\n    if isinstance(x, array_type('cupy')):\n        import cupy\n"
@@ -371,12 +389,16 @@ def test_tests_and_hooks_that_name_the_module_make_its_import_optional(tmp_path:
         "_yaml = None\ndef get_yaml():\n    global _yaml\n"
         "    if _yaml is None:\n        import yaml as _yaml\n    return _yaml\n"
         "def plot(x):\n    if x:\n        import matplotlib\n"
-        "@app.route('/requests')\ndef view():\n    import requests\n"),
-        "util.py": ""})
-    doc, _ = find_deps(proj)
+        "@app.route('/requests')\ndef view():\n    import requests\n")
+    doc, _ = find_deps(write(tmp_path / "lib", {**in_package(code), "util.py": ""}))
     # a lazy-import cache (`if _yaml is None`) and plain conditions stay required
-    assert doc["required"] == ["matplotlib-base", "pyyaml", "requests"]
+    # (functions of a package's inner module: on demand)
+    assert doc["on_demand"] == ["matplotlib-base", "pyyaml", "requests"]
     assert doc["optional"] == ["cupy", "gevent", "numba", "trio"]
+    # in a script every one of these paths can run
+    doc, _ = find_deps(write(tmp_path / "app", {"a.py": code, "util.py": ""}))
+    assert doc["required"] == ["cupy", "gevent", "matplotlib-base", "numba", "pyyaml", "requests", "trio"]
+    assert doc["optional"] == []
 
 
 def test_importlib_and_dunder_import_literals_are_detected(tmp_path: Path) -> None:

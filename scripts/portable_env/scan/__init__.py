@@ -62,6 +62,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from portable_env.errors import UserError
@@ -79,7 +80,7 @@ from portable_env.scan.mapping import (
     stdlib_names,
 )
 from portable_env.scan.output import Result, render
-from portable_env.scan.parse import Context, parse_sources
+from portable_env.scan.parse import Context, Use, parse_sources
 from portable_env.scan.reach import build_local_index, mark_reachability
 from portable_env.scan.sources import is_test_path, select_sources
 
@@ -145,7 +146,7 @@ def scan(
 
     excluded = {canon(spec_name(x)) for x in exclude if str(x).strip()}
     newer = newer_stdlib(python)
-    resolver = maps.resolver(local.namespaces)
+    resolver = maps.resolver({n for n in local.namespaces if "." in n})
     guarded: set[str] = set()  # packages whose absence the code anticipates
     origin: dict[str, str] = {}  # package -> layer
     ambiguous_used: dict[str, tuple[str, list[str], str]] = {}
@@ -158,22 +159,30 @@ def scan(
             continue  # a sibling module imported Python-2 style (implicit relative)
         if not pkg or canon(pkg) in excluded or u.typing:
             continue  # ignored by a mapping (""), excluded, or annotations only
-        if u.guarded:
+        if u.guarded or (u.soft and u.library):
             guarded.add(pkg)
         if u.signal:
             continue
         if layer == "generated" and key in maps.generated.ambiguous:
             ambiguous_used.setdefault(key, (pkg, maps.generated.ambiguous[key], u.where))
-        if layer == "identity":
-            origin.setdefault(pkg, "identity")
-        else:
-            origin[pkg] = layer
         u.key = key
-        res.uses.setdefault(pkg, []).append(u)
+        _add(res, origin, pkg, layer, u)
+        up = resolver.parent(key) if "." in key and layer != "identity" else None
+        if up and up[0] and up[0] != pkg and canon(up[0]) not in excluded:
+            _add(res, origin, up[0], up[2], replace(u, key=up[1]))  # the parent package loads first
     lazy = classify(res, guarded, max_evidence)
     res.unresolved = {p for p, o in origin.items() if o == "identity"}
     _warn(res, lazy, ambiguous_used, python, settings_file or root / "project.yml")
     return res
+
+
+def _add(res: Result, origin: dict[str, str], pkg: str, layer: str, u: Use) -> None:
+    """Record a use of `pkg` mapped through `layer`."""
+    if layer == "identity":
+        origin.setdefault(pkg, "identity")
+    else:
+        origin[pkg] = layer
+    res.uses.setdefault(pkg, []).append(u)
 
 
 def _warn(

@@ -27,12 +27,19 @@ FLAG_RE = re.compile(
     re.IGNORECASE,
 )
 MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+# Flags that say a module is installed (`HAS_X`, `x_available`), not that
+# a setting asks for it (`use_x`, `with_x`, `enable_x`).
+AVAILABLE_FLAG_RE = re.compile(
+    r"(^|_)(has|have|available|installed|supported|support|supports|import|imported|ok|found)(_|$)",
+    re.IGNORECASE,
+)
 # Calls that test whether a module is installed.
 PROBE_RE = re.compile(
     r"find_spec|find_loader|importorskip|available|installed|enabled|"
     r"^(import_optional|optional_import|try_import|soft_import)",
     re.IGNORECASE,
 )
+ENABLED_RE = re.compile(r"enabled", re.IGNORECASE)
 TRY_TYPES: tuple[type, ...] = (ast.Try, ast.TryStar)
 
 
@@ -80,12 +87,21 @@ def dotted(node: ast.AST) -> str:
 # ---------------------------------------------------------------- guards
 
 
+def _probes(test: ast.expr) -> Iterator[str]:
+    """The last names of the calls in a test."""
+    for n in ast.walk(test):
+        if isinstance(n, ast.Call):
+            yield dotted(n.func).rsplit(".", 1)[-1]
+
+
 def availability_check(test: ast.expr) -> bool:
-    """`if find_spec("x")` / `if is_x_available()` / `if is_x_enabled()` style guards."""
-    return any(
-        isinstance(n, ast.Call) and PROBE_RE.search(dotted(n.func).rsplit(".", 1)[-1]) is not None
-        for n in ast.walk(test)
-    )
+    """`if find_spec("x")` / `if is_x_available()` style guards: is it installed?"""
+    return any(PROBE_RE.search(f) is not None and not ENABLED_RE.search(f) for f in _probes(test))
+
+
+def enabled_check(test: ast.expr) -> bool:
+    """`if is_x_enabled()`: a setting (optional in a package, run in a script)."""
+    return any(ENABLED_RE.search(f) is not None for f in _probes(test))
 
 
 def import_guard(expr: ast.expr) -> bool:
@@ -146,6 +162,14 @@ def flag_guards(flag: str, name: str) -> bool:
     key = re.sub(r"[^a-z0-9]", "", flag.lower())
     top = re.sub(r"[^a-z0-9]", "", name.split(".")[0].lower())
     return FLAG_RE.search(flag) is not None or bool(top and top in key)
+
+
+def availability_flag(flag: str, name: str) -> bool:
+    """A flag saying the module is there (`HAS_LXML`, `lxml_ok`, `LXML`), not a
+    setting (`use_lxml`, `with_cache`)."""
+    key = re.sub(r"[^a-z0-9]", "", flag.lower())
+    top = re.sub(r"[^a-z0-9]", "", name.split(".")[0].lower())
+    return AVAILABLE_FLAG_RE.search(flag) is not None or key == top
 
 
 def string_modules(node: ast.AST) -> set[str]:
@@ -264,7 +288,13 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
     """
     lazy: dict[str, str] = {}
     for pkg, pkg_uses in res.uses.items():
-        loaded = [u for u in pkg_uses if not u.optional and u.reachable and not (u.in_function and pkg in guarded)]
+        loaded = [
+            u
+            for u in pkg_uses
+            if not (u.optional or (u.soft and u.library))
+            and u.reachable
+            and not (u.in_function and u.library and pkg in guarded)
+        ]
         needed = [u for u in loaded if not (u.in_function and u.library) and not is_integration(u, pkg)]
         if needed:
             res.required.add(pkg)

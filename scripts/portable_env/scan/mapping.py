@@ -351,6 +351,21 @@ class Resolver:
             hit = self._cache[dotted] = self._resolve(dotted)
         return hit
 
+    def parent(self, key: str) -> tuple[str, str, str] | None:
+        """The package of the nearest parent of a dotted table key that is a
+        package itself (`dask.distributed` -> dask-core): importing
+        `dask.distributed` loads `dask` first, so both are needed. Namespace
+        parents (google, azure.mgmt) hold no package."""
+        parts = key.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            prefix = ".".join(parts[:i])
+            if prefix in self.namespaces:
+                continue
+            for layer in self.layers:
+                if prefix in layer.table:
+                    return layer.table[prefix], prefix, layer.name
+        return None
+
     def _resolve(self, dotted: str) -> tuple[str, str, str]:
         for layer in self.layers:
             hit = layer.lookup(dotted)
@@ -387,8 +402,9 @@ def load_mapping(
     gen = load_layer(generated, "generated", required=False)
     layers = [Layer("settings", dict(imports)), load_layer(mapping, "import-map", required=mapping_given), gen]
     namespaces = set(gen.namespaces)
-    for layer in layers:
-        for key in layer.table:
-            parts = key.split(".")
-            namespaces.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    keys = {key for layer in layers for key in layer.table}
+    for key in keys:
+        parts = key.split(".")
+        # parents of dotted keys, unless a package themselves (dask of dask.distributed)
+        namespaces.update(p for p in (".".join(parts[:i]) for i in range(1, len(parts))) if p not in keys)
     return Mapping(layers, gen, namespaces)

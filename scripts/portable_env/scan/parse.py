@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from portable_env.scan import guards as g
 from portable_env.scan.evaluate import Evaluator
+from portable_env.scan.magics import magic_imports, notebook_cells
 
 # Byte strings whose presence makes a file worth scanning for dynamic imports.
 DYNAMIC = (
@@ -24,10 +24,8 @@ DYNAMIC = (
     b"installed",
     b"find_loader",
     b"_import",
+    b"run_line_magic",
 )
-# Cell magics whose body is Python.
-PY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy"}
-MAGIC_LINE = re.compile(r"^\s*(!|%|\?)|^\s*\w+\s*=\s*[!%]|.*\?\s*$")
 UNSAFE_TO_IMPORT = {
     "antigravity",
     "this",
@@ -65,6 +63,7 @@ class Use:
     typing: bool = False  # under `if TYPE_CHECKING:` (annotations only)
     eager: bool = True  # its module loads whenever the package is imported
     key: str = ""  # the import name its package was mapped from (set by the scan)
+    soft: bool = False  # under a branch on a setting, argument or env var (optional in packages only)
 
     @property
     def path(self) -> str:
@@ -97,6 +96,7 @@ class Scanner:
         self.uses: list[Use] = []
         self.depth = 0  # function nesting
         self.guards = 0  # try/except ImportError or availability-check nesting
+        self.soft = 0  # branches on settings / arguments / environment / a named module
         self.typing = 0  # `if TYPE_CHECKING:` nesting
         self.importlib_names: set[str] = set()  # `from importlib import import_module`
         self.guarded_calls: dict[str, bool] = {}  # function name -> has a fallback
@@ -121,16 +121,20 @@ class Scanner:
         imports of its branch: mark them optional."""
         for u in self.uses[start:]:
             if g.flag_guards(flag, u.name):
-                u.optional = u.guarded = True
+                if g.availability_flag(flag, u.name):
+                    u.optional = u.guarded = True
+                else:  # `if use_cache:` / `if with_plots:`: a setting
+                    u.soft = not u.optional
 
     def _named_guard(self, names: set[str], start: int) -> None:
         """Code run only when a test or hook names a module (`if
         is_running_trio():`, `if "gevent" in mode:`, `@register_lazy("numba")`)
-        imports that module only where it is already in play: optional."""
+        imports that module only where it is already in play: optional in a
+        package (soft); a script or notebook runs that path when asked."""
         if names:
             for u in self.uses[start:]:
                 if u.name.split(".")[0].lower() in names:
-                    u.optional = True
+                    u.soft = not u.optional
 
     def add(self, name: str, line: int, optional: bool, signal: bool = False) -> None:
         """Record an import of `name` at `line`."""
@@ -144,6 +148,7 @@ class Scanner:
                     optional or self.guards > 0,
                     signal,
                     typing=self.typing > 0,
+                    soft=self.soft > 0 and not optional,
                 )
             )
 
@@ -201,9 +206,10 @@ class Scanner:
     def _if(self, s: ast.If, optional: bool) -> None:
         self.exprs(s.test, optional)
         t = self.ev.truth(s.test)
-        check = g.availability_check(s.test)
+        check = g.availability_check(s.test)  # find_spec / is_x_available(): a real guard
         config = g.reads_environment(s.test)
-        picked = t is None and g.dispatch(s.test)
+        # settings, environment, is_x_enabled(): optional in packages only
+        soft = config or (t is None and g.dispatch(s.test)) or (not check and g.enabled_check(s.test))
         flag, negated = g.flag_name(s.test)
         if t is False and g.names_type_checking(s.test):
             self.typing += 1  # recorded, never installed: the types the code uses
@@ -211,14 +217,18 @@ class Scanner:
             self.typing -= 1
         if t is not False:
             start = len(self.uses)
-            self.body(s.body, optional or check or config or picked)
+            self.soft += soft
+            self.body(s.body, optional or check)
+            self.soft -= soft
             if flag and not negated:
                 self._flag_guard(flag, start)
             self._named_guard(g.named_modules(s.test), start)
         if t is not True:
             start = len(self.uses)
             self.guards += check  # `if not available: ... else: import x`
-            self.body(s.orelse, optional or config)
+            self.soft += config
+            self.body(s.orelse, optional)
+            self.soft -= config
             self.guards -= check
             if flag and negated:
                 self._flag_guard(flag, start)
@@ -293,10 +303,18 @@ class Scanner:
             if not isinstance(n, ast.Call) or not n.args:
                 continue
             name = g.const_str(n.args[0])
-            if not name or not g.MODULE_RE.fullmatch(name):
+            if not name:
                 continue
             full = g.dotted(n.func)
             f = full.rsplit(".", 1)[-1]
+            if f in ("run_line_magic", "magic") and full.startswith("get_ipython()"):
+                line = g.const_str(n.args[1]) if f == "run_line_magic" and len(n.args) > 1 else None
+                magic, _, rest = (name, "", line or "") if f == "run_line_magic" else name.lstrip("%").partition(" ")
+                for mod in magic_imports(magic, rest):
+                    self.add(mod, n.lineno, optional)  # get_ipython().run_line_magic("load_ext", "x")
+                continue
+            if not g.MODULE_RE.fullmatch(name):
+                continue
             if (
                 f == "__import__"
                 or full == "importlib.import_module"
@@ -326,31 +344,6 @@ class Scanner:
 
 
 # ---------------------------------------------------------------- files
-
-
-def notebook_cells(data: bytes) -> list[tuple[int, str]]:
-    """(cell number, python source) of a notebook's code cells, magics removed."""
-    nb = json.loads(data)
-    cells = nb.get("cells")
-    if cells is None and isinstance(nb.get("worksheets"), list):  # nbformat 3
-        cells = [c for w in nb["worksheets"] for c in w.get("cells", [])]
-    if not isinstance(cells, list):
-        raise TypeError("no cells")
-    out = []
-    for i, cell in enumerate(cells, 1):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        src = cell.get("source", cell.get("input", ""))
-        text = "".join(src) if isinstance(src, list) else str(src)
-        lines = text.splitlines()
-        if lines and lines[0].lstrip().startswith("%%"):
-            words = lines[0].lstrip()[2:].split()
-            if (words[0] if words else "") not in PY_CELL_MAGICS:
-                continue  # %%bash, %%html, ...: not Python
-            lines[0] = ""
-        lines = ["" if MAGIC_LINE.match(ln) else ln for ln in lines]
-        out.append((i, "\n".join(lines)))
-    return out
 
 
 def _syntax_message(e: BaseException) -> tuple[int, str]:

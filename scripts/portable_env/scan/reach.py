@@ -49,12 +49,19 @@ class LocalIndex:
     siblings: dict[str, set[str]] = field(default_factory=dict)  # folder -> module names
 
     def is_local(self, dotted: str) -> bool:
-        """True if `dotted` (or a parent package) lives in the project."""
+        """True if `dotted` (or a parent package) lives in the project.
+
+        A folder without __init__.py never hides an installed package of its
+        name (Python prefers any module or package on sys.path to a
+        namespace folder): `import numpy` beside a notebooks folder numpy/
+        is numpy. Only modules inside such a folder are local
+        (`from tools import plot` with tools/plot.py), and dotted namespace
+        paths (`import core.numpy`)."""
         parts = dotted.split(".")
         for i in range(1, len(parts) + 1):
             if ".".join(parts[:i]) in self.modules:
                 return True
-        return dotted in self.namespaces
+        return "." in dotted and dotted in self.namespaces
 
     def is_sibling(self, top: str, path: str) -> bool:
         """`top` is a module beside the file `path` (a Python-2 style implicit
@@ -82,7 +89,7 @@ def build_local_index(root: Path, dirs: Dirs) -> LocalIndex:
             roots.add(d)
         rel = d.relative_to(root).as_posix()
         idx.siblings[rel] = {n for n in map(module_name, dirs[d]) if n}
-        if d != root and d.name.isidentifier():
+        if d != root and d.name.isidentifier() and d in has_init:  # a folder w/o __init__ hides nothing
             parent = d.parent.relative_to(root).as_posix()
             idx.siblings.setdefault(parent, set()).add(d.name)
     children: dict[Path, list[Path]] = defaultdict(list)

@@ -1,0 +1,104 @@
+"""Notebook cells as Python: IPython magics and shell lines become Python
+statements of the same line count, and the magics that need a package
+become imports of it.
+
+The magic table (MAGIC_IMPORTS, LOAD_EXT_BUILTIN, CELL_MAGIC_IMPORTS) names
+the module each magic imports when it runs:
+- ``%load_ext X`` / ``%reload_ext X``: X (IPython's own autoreload and
+  storemagic: IPython);
+- ``%matplotlib [backend]``: matplotlib; ``widget`` / ``ipympl``: ipympl too;
+- ``%lprun``: line_profiler; ``%mprun`` / ``%memit``: memory_profiler;
+  ``%tensorboard``: tensorboard;
+- cell magics ``%%cython``: Cython; ``%%R``: rpy2; ``%%sql``: sql
+  (ipython-sql); ``%%ipytest``: ipytest.
+``%%writefile x.py`` / ``%%file x.py`` cells are Python files the notebook
+writes and runs: scanned as Python. Every other magic or shell line becomes
+``pass`` (so a block whose only body was a magic still parses).
+``get_ipython().run_line_magic("load_ext", "X")`` in exported scripts is read
+by the scanner through ``magic_imports``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+# Cell magics whose body is Python.
+PY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy"}
+# Cell magics whose body is a file the notebook writes (Python when *.py).
+FILE_CELL_MAGICS = {"writefile", "file"}
+MAGIC_LINE = re.compile(r"^\s*(!|%|\?)|^\s*\w+\s*=\s*[!%]|.*\?\s*$")
+LINE_MAGIC = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%+([A-Za-z_]\w*)\s*(.*)$")
+# Extensions IPython ships itself (%load_ext autoreload).
+LOAD_EXT_BUILTIN = {"autoreload": "IPython", "storemagic": "IPython"}
+# Line magics -> modules they import (besides %load_ext and %matplotlib).
+MAGIC_IMPORTS = {
+    "lprun": ["line_profiler"],
+    "mprun": ["memory_profiler"],
+    "memit": ["memory_profiler"],
+    "tensorboard": ["tensorboard"],
+}
+# Cell magics that are not Python but need a package.
+CELL_MAGIC_IMPORTS = {"cython": ["Cython"], "R": ["rpy2"], "sql": ["sql"], "ipytest": ["ipytest"]}
+MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def magic_imports(name: str, args: str) -> list[str]:
+    """Modules a line magic `%name args` imports when it runs."""
+    words = args.split()
+    if name in ("load_ext", "reload_ext"):
+        mods = [w for w in words if MODULE_RE.fullmatch(w)]
+        return [LOAD_EXT_BUILTIN.get(m, m) for m in mods[:1]]
+    if name == "matplotlib":
+        backend = next((w for w in words if not w.startswith("-")), "")
+        return ["matplotlib", "ipympl"] if backend in ("widget", "ipympl") else ["matplotlib"]
+    return list(MAGIC_IMPORTS.get(name, CELL_MAGIC_IMPORTS.get(name, [])))
+
+
+def _statement(indent: str, modules: list[str]) -> str:
+    """One line of Python standing for a magic line."""
+    return f"{indent}import {', '.join(modules)}" if modules else f"{indent}pass"
+
+
+def cell_source(text: str) -> str | None:
+    """A code cell's Python (same line numbers), or None when it is not Python."""
+    lines = text.splitlines()
+    if lines and lines[0].lstrip().startswith("%%"):
+        words = lines[0].lstrip()[2:].split()
+        magic = words[0] if words else ""
+        if magic in FILE_CELL_MAGICS:
+            target = next((w for w in words[1:] if not w.startswith("-")), "")
+            if not target.endswith(".py"):
+                return None
+        elif magic not in PY_CELL_MAGICS:
+            mods = CELL_MAGIC_IMPORTS.get(magic)
+            return _statement("", mods) if mods else None  # %%bash, %%html, ...: not Python
+        lines[0] = ""
+    out = []
+    for ln in lines:
+        if not MAGIC_LINE.match(ln) or ln.lstrip().startswith("#"):
+            out.append(ln)
+            continue
+        indent = ln[: len(ln) - len(ln.lstrip())]
+        m = LINE_MAGIC.match(ln)
+        out.append(_statement(indent, magic_imports(m.group(1), m.group(2)) if m else []))
+    return "\n".join(out)
+
+
+def notebook_cells(data: bytes) -> list[tuple[int, str]]:
+    """(cell number, python source) of a notebook's code cells, magics replaced."""
+    nb = json.loads(data)
+    cells = nb.get("cells")
+    if cells is None and isinstance(nb.get("worksheets"), list):  # nbformat 3
+        cells = [c for w in nb["worksheets"] for c in w.get("cells", [])]
+    if not isinstance(cells, list):
+        raise TypeError("no cells")
+    out = []
+    for i, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", cell.get("input", ""))
+        code = cell_source("".join(src) if isinstance(src, list) else str(src))
+        if code is not None:
+            out.append((i, code))
+    return out
