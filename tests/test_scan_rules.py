@@ -1,0 +1,160 @@
+"""Unit tests of the import-detection rules of issue 13 (portable_env.scan):
+every code path of a script or notebook finds its package on the target.
+One test per kind of miss; each fails when its rule is taken out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from portable_env.scan import scan
+from portable_env.scan.magics import cell_source, magic_imports
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    """Create files (relative path -> text) under root."""
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return root
+
+
+def notebook(*sources: str) -> str:
+    """An nbformat-4 notebook of code cells."""
+    cells = [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": src.splitlines(keepends=True)}
+        for src in sources
+    ]
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+
+
+def installed(root: Path) -> set[str]:
+    """What the scan installs by default (required + on demand)."""
+    res = scan(root)
+    return res.required | res.on_demand
+
+
+# 1 ---------------------------------------------------------------- folders
+
+
+def test_a_folder_without_init_does_not_hide_the_package_it_is_named_after(tmp_path: Path) -> None:
+    proj = write(tmp_path, {
+        "core/numpy/01-intro.ipynb": notebook("import numpy as np\nfrom numpy import linalg\n"),
+        "core/xarray/run.py": "import xarray\nimport helpers\n",
+        "core/xarray/helpers.py": "",
+        "extras/solutions/ipyvuetify/app.py": "import ipyvuetify as v\n",
+        "tools/plot.py": "",
+        "main.py": "from tools import plot\nimport tools.plot\nimport core.xarray\n",
+    })
+    res = scan(proj)
+    assert {"numpy", "xarray", "ipyvuetify"} <= res.required, "a notebooks folder hides nothing"
+    assert "tools" not in res.required and "helpers" not in res.required and "core" not in res.required, \
+        "modules inside a folder, and the folders by their dotted path, are local"
+
+
+def test_a_module_beside_the_code_still_shadows(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"lab/run.py": "import numpy\nimport pandas\n", "lab/numpy.py": "x = 1\n",
+                            "pandas/notes.md": ""})
+    res = scan(proj)
+    assert res.required == {"pandas"}, "numpy.py beside run.py is what `import numpy` loads"
+
+
+# 2 ---------------------------------------------------------------- magics
+
+
+def test_magics_that_need_a_package_import_it(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"nb.ipynb": notebook(
+        "%load_ext line_profiler\n%load_ext autoreload\n%reload_ext memory_profiler\n",
+        "%matplotlib widget\n",
+        "%%cython\ncdef int x = 1\n",
+        "%load_ext sql\n",
+        "%%writefile train.py\nimport sklearn\n",
+        "%%writefile notes.txt\nimport notpython\n",
+    ), "export.py": "get_ipython().run_line_magic('load_ext', 'rpy2.ipython')\n"
+                    "get_ipython().magic('matplotlib inline')\n"})
+    res = scan(proj)
+    assert res.required == {"line_profiler", "ipython", "memory_profiler", "matplotlib-base", "ipympl",
+                            "cython", "ipython-sql", "scikit-learn", "rpy2"}
+    assert magic_imports("matplotlib", "inline") == ["matplotlib"]
+    assert magic_imports("load_ext", "autoreload") == ["IPython"]
+    assert magic_imports("time", "f()") == []
+
+
+# 3 ---------------------------------------------------------------- guarded once
+
+
+def test_guarded_once_stays_required_where_imported_unguarded(tmp_path: Path) -> None:
+    code = ("def fast():\n    try:\n        import numba\n    except ImportError:\n        return None\n"
+            "def jit(f):\n    import numba\n    return numba.njit(f)\n")
+    assert "numba" in scan(write(tmp_path / "app", {"run.py": code})).required
+    nb = notebook("try:\n    import seaborn\nexcept ImportError:\n    seaborn = None\n",
+                  "def plot():\n    import seaborn\n    seaborn.set()\n")
+    assert "seaborn-base" in scan(write(tmp_path / "nb", {"a.ipynb": nb})).required
+    lib = {"pkg/__init__.py": "from . import core\n", "pkg/core.py": code}
+    assert "numba" in scan(write(tmp_path / "lib", lib)).optional, "a package's lazy import of it: optional"
+
+
+# 4 ---------------------------------------------------------------- branches
+
+
+def test_branches_on_arguments_settings_env_and_data_do_not_demote_script_imports(tmp_path: Path) -> None:
+    code = (
+        "import argparse, os, importlib.util, contextlib\n"
+        "args = argparse.ArgumentParser().parse_args()\n"
+        "if args.mode == 'plot':\n    import matplotlib.pyplot as plt\n"
+        "with_cache = args.cache\nif with_cache:\n    import requests_cache\n"
+        "if os.environ.get('USE_GPU'):\n    import cupy\n"
+        "if 'parquet' in args.format:\n    import pyarrow\n"
+        "HAS_TQDM = importlib.util.find_spec('tqdm') is not None\n"
+        "if HAS_TQDM:\n    import tqdm\n"
+        "try:\n    import ujson as json\nexcept ImportError:\n    import json\n"
+        "with contextlib.suppress(ImportError):\n    import orjson\n"
+        "if importlib.util.find_spec('rich'):\n    import rich\n"
+    )
+    res = scan(write(tmp_path, {"run.py": code}))
+    assert res.required == {"matplotlib-base", "requests-cache", "cupy", "pyarrow"}
+    assert res.optional == {"tqdm", "ujson", "orjson", "rich"}, "only ImportError-style guards make optional"
+
+
+def test_settings_picked_backends_stay_optional_in_packages(tmp_path: Path) -> None:
+    proj = write(tmp_path, {
+        "pkg/__init__.py": "from . import io\n",
+        "pkg/io.py": "import os\nif os.environ.get('PKG_GPU'):\n    import cupy\nif use_cache:\n    import diskcache\n",
+    })
+    assert scan(proj).optional == {"cupy", "diskcache"}
+
+
+# 5 ---------------------------------------------------------------- dotted names
+
+
+def test_dotted_import_of_a_submodule_in_another_package_needs_both(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"a.py": "from dask.distributed import Client\nimport dask.dataframe as dd\n"
+                                    "from google.cloud import storage\nfrom google.colab import drive\n"})
+    res = scan(proj)
+    assert {"distributed", "dask-core", "dask"} <= res.required
+    assert "google-cloud-storage" in res.required and not any(p.startswith("google-colab") for p in res.required), \
+        "namespace parents hold no package; Colab's own modules have none"
+    assert res.evidence["distributed"] == {"dask.distributed": ["a.py:1"]}
+    assert res.evidence["dask-core"] == {"dask": ["a.py:1", "a.py:2"]}
+
+
+# 6 ---------------------------------------------------------------- table
+
+
+def test_import_names_of_the_hand_kept_table(tmp_path: Path) -> None:
+    proj = write(tmp_path, {"a.py": "import Bio\nimport fitz\nimport tables\nfrom mpl_toolkits.basemap import Basemap\n"})
+    res = scan(proj)
+    assert res.required == {"biopython", "pymupdf", "pytables", "basemap", "matplotlib-base"}
+    assert res.unresolved == set()
+
+
+# 7 ---------------------------------------------------------------- parsing
+
+
+def test_a_magic_as_the_only_body_of_a_block_parses(tmp_path: Path) -> None:
+    src = "if missing:\n    %pip install y\nfor f in files:\n    !wc -l {f}\n    # why?\nimport yaml\n"
+    assert cell_source(src) == "if missing:\n    pass\nfor f in files:\n    pass\n    # why?\nimport yaml"
+    res = scan(write(tmp_path, {"nb.ipynb": notebook(src, "def f():\n    x = 1\n    %timeit f()\n")}))
+    assert res.unparsed == [] and res.required == {"pyyaml"}
