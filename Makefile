@@ -172,17 +172,16 @@ TARBALL := dist/$(ARTIFACT).$(S_FORMAT)
 # overrides changed; the file list when a folder of the project changed.
 ifeq ($(DRY_RUN),)
 RESTARTED := $(if $(filter-out undefined,$(origin MAKE_RESTARTS)),$(MAKE_RESTARTS))
-FORCE_SETTINGS := $(if $(and $(SETTINGS_STALE),$(if $(RESTARTED),,x)),FORCE)
+SETTINGS_MISSING := $(if $(wildcard $(SETTINGS)),,missing)
+FORCE_SETTINGS := $(if $(RESTARTED),,$(if $(SETTINGS_STALE)$(SETTINGS_MISSING),FORCE))
+# Writes settings.mk, and settings.json only when its content changed (so an
+# edit of project.yml that changes no value rebuilds nothing).
 $(SETTINGS_MK): $(PROJECT_YML) templates/environment.yml scripts/portable_env/settings.py \
     scripts/portable_env/formats.py $(FORCE_SETTINGS) | $(TOOLS)
 	$(Q)scripts/settings $(PDIR) --platform $(PLATFORM) --json $(BDIR) --mk $@
 $(FILES_MK): $(SOURCE_DIRS) scripts/portable_env/files.py | $(TOOLS)
 	$(Q)scripts/project-files $(PDIR) --mk $@
 endif
-# settings.json is rewritten only when its content changes (so a no-op edit
-# of project.yml rebuilds nothing); settings.mk records that it is current.
-$(SETTINGS): $(SETTINGS_MK)
-	$(Q)[ -f $@ ] || scripts/settings $(PDIR) --platform $(PLATFORM) --json $(BDIR)
 
 $(DEPS): $(SOURCES) $(FILES_MK) $(SETTINGS) $(wildcard templates/import-map*.yml) $(CODE) | $(TOOLS)
 	$(Q)$(STEP) scan scripts/find-deps $(PDIR) --settings $(SETTINGS) -o $@
@@ -215,14 +214,15 @@ $(PACKED) $(PACKED).sha256 $(MANIFEST) $(SBOM) &: $(ENV_STAMP) $(DEPS) $(ENV_FIL
 	  --prefix $(ENV) --stamp $(ENV_STAMP) --pkgs "$$PKGS" --deps $(DEPS) --env-file $(ENV_FILE) \
 	  --out $(PACKED) --manifest $(MANIFEST) --sbom $(SBOM) --workdir build/tmp $(if $(V),-v)
 
-$(TARBALL) $(TARBALL).sha256 &: $(PACKED) $(PACKED).sha256 $(MANIFEST) $(SBOM) $(SETTINGS_MK)
+# key.txt changes only when the build key does: switching overrides republishes.
+$(TARBALL) $(TARBALL).sha256 &: $(PACKED) $(BDIR)/key.txt
 	$(Q)scripts/publish $(PACKED) dist $(MANIFEST) $(SBOM)
 
 $(INSTALLER): $(PACKED) $(MANIFEST) templates/installer.sh $(SETTINGS) $(CODE) | $(TOOLS)
 	$(Q)$(STEP) installer scripts/make-installer --tarball $(PACKED) --manifest $(MANIFEST) --out $@ \
 	  --settings $(SETTINGS)
 
-dist/$(ARTIFACT).sh: $(INSTALLER) $(SETTINGS_MK)
+dist/$(ARTIFACT).sh: $(INSTALLER) $(BDIR)/key.txt
 	$(Q)scripts/publish $(INSTALLER) dist
 
 .PHONY: $(PROJECT_GOALS) FORCE

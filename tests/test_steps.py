@@ -1,13 +1,10 @@
 """Unit tests of the small pipeline scripts (no channel needed)."""
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import yaml
-
-from conftest import REPO, load_script, run, script
+from conftest import REPO, run, script
 from portable_env.settings import Overrides, resolve
 
 

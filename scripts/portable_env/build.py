@@ -84,7 +84,7 @@ def env_main(args: argparse.Namespace) -> int:
     value = gate.digest([str(args.lock)], env_salt(s))
     if gate.is_current(args.stamp, value, [str(args.prefix / "conda-meta")]) and env_complete(args.prefix):
         os.utime(args.stamp)
-        print(f"[{s.project}] env: lock unchanged, kept {args.prefix}", file=sys.stderr)
+        print(f"[{s.project}] env: inputs unchanged, kept {args.prefix}", file=sys.stderr)
         return 0
     create_env(s, args.lock, args.prefix, args.stamp, args.pkgs)
     return 0
@@ -102,7 +102,7 @@ def archive_main(args: argparse.Namespace) -> int:
     if gate.is_current(stamp, value, [str(p) for p in outputs]):
         for p in [*outputs, stamp]:
             os.utime(p)
-        print(f"[{s.project}] archive: inputs unchanged, kept {out}", file=sys.stderr)
+        print(f"[{s.project}] pack: inputs unchanged, kept {out}", file=sys.stderr)
         return 0
     stamp.unlink(missing_ok=True)
     if not env_complete(args.prefix):

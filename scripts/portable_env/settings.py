@@ -457,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         s = resolve(args.project_dir, args.platform, ov)
         if args.json:
             write_if_changed(args.json / s.key / "settings.json", s.to_json())
+            write_if_changed(args.json / "key.txt", s.key + "\n")
         if args.mk:
             write_atomic(args.mk, make_fragment(s, ov, (args.project_dir / "project.yml").is_file()))
         if not (args.json or args.mk or args.check):
