@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portable_env.bench.measure import CORES, REPO, clean_env, log, rmtree, run
+from portable_env.bench.measure import CORES, REPO, BenchError, clean_env, log, rmtree, run
 from portable_env.settings import Overrides, resolve
 
 PROJECT = "example"
@@ -139,11 +139,11 @@ class Workspace:
                 shutil.copy2(src, dst)
         (self.repo / ".venv").symlink_to(REPO / ".venv")
         log("preparing the repository copy (scan, render, lock)")
-        self.make("env-file", pkgs=self.pkgs_warm, cache=self.cache)
+        self.make("lock", pkgs=self.pkgs_warm, cache=self.cache)
         overrides = Overrides(channels=self.channel, python=self.python)
         self.key = resolve(self.repo / "projects" / PROJECT, overrides=overrides, root=self.repo).key
-        lock = self.kdir / "rattler-lock.yml"
-        self.make(str(lock.relative_to(self.repo)), pkgs=self.pkgs_warm, cache=self.cache)
+        if not (self.kdir / "rattler-lock.yml").is_file():
+            raise BenchError(f"make lock wrote no {self.kdir / 'rattler-lock.yml'}: the build key is not {self.key}")
 
     def reset_build(self) -> None:
         """Delete the env, the packed tarball and their stamps (the lock stays)."""
