@@ -159,7 +159,7 @@ def scan(
             continue  # a sibling module imported Python-2 style (implicit relative)
         if not pkg or canon(pkg) in excluded or u.typing:
             continue  # ignored by a mapping (""), excluded, or annotations only
-        if u.guarded or (u.soft and u.library):
+        if u.guarded or (u.soft and u.package):
             guarded.add(pkg)
         if u.signal:
             continue

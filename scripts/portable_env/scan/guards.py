@@ -291,9 +291,9 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
         loaded = [
             u
             for u in pkg_uses
-            if not (u.optional or (u.soft and u.library))
+            if not (u.optional or (u.soft and u.package))
             and u.reachable
-            and not (u.in_function and u.library and pkg in guarded)
+            and not (u.in_function and u.package and pkg in guarded)
         ]
         needed = [u for u in loaded if not (u.in_function and u.library) and not is_integration(u, pkg)]
         if needed:

@@ -64,6 +64,7 @@ class Use:
     eager: bool = True  # its module loads whenever the package is imported
     key: str = ""  # the import name its package was mapped from (set by the scan)
     soft: bool = False  # under a branch on a setting, argument or env var (optional in packages only)
+    package: bool = False  # in a module of a package (a folder with __init__.py), scripts too
 
     @property
     def path(self) -> str:

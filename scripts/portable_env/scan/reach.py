@@ -181,11 +181,12 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     seen = _closure(todo, graph, canonical, by_name, eager=False)
     eager = _closure([rel for rel in graph if "." not in canonical.get(rel, "")], graph, canonical, by_name, eager=True)
     for rel, m in graph.items():
-        library = not m.script and "__init__.py" in dirs.get((root / rel).parent, ())
+        package = "__init__.py" in dirs.get((root / rel).parent, ())
         for u in m.uses:
             u.reachable = rel in seen
             u.eager = rel in eager
-            u.library = u.library or library
+            u.library = u.library or (package and not m.script)
+            u.package = package
 
 
 def _closure(
