@@ -72,11 +72,14 @@ def test_magics_that_need_a_package_import_it(tmp_path: Path) -> None:
         "%load_ext sql\n",
         "%%writefile train.py\nimport sklearn\n",
         "%%writefile notes.txt\nimport notpython\n",
+        "%%file mprun_demo.py\ndef f():\n    pass\n",
+        "from mprun_demo import f\n%mprun -f f f()\n",
     ), "export.py": "get_ipython().run_line_magic('load_ext', 'rpy2.ipython')\n"
                     "get_ipython().magic('matplotlib inline')\n"})
     res = scan(proj)
     assert res.required == {"line_profiler", "ipython", "memory_profiler", "matplotlib-base", "ipympl",
                             "cython", "ipython-sql", "scikit-learn", "rpy2"}
+    assert "mprun-demo" not in res.unresolved, "a module the notebook writes itself is local"
     assert magic_imports("matplotlib", "inline") == ["matplotlib"]
     assert magic_imports("load_ext", "autoreload") == ["IPython"]
     assert magic_imports("time", "f()") == []
@@ -144,7 +147,8 @@ def test_dotted_import_of_a_submodule_in_another_package_needs_both(tmp_path: Pa
 
 
 def test_import_names_of_the_hand_kept_table(tmp_path: Path) -> None:
-    proj = write(tmp_path, {"a.py": "import Bio\nimport fitz\nimport tables\nfrom mpl_toolkits.basemap import Basemap\n"})
+    code = "import Bio\nimport fitz\nimport tables\nfrom mpl_toolkits.basemap import Basemap\n"
+    proj = write(tmp_path, {"a.py": code})
     res = scan(proj)
     assert res.required == {"biopython", "pymupdf", "pytables", "basemap", "matplotlib-base"}
     assert res.unresolved == set()

@@ -152,7 +152,7 @@ def scan(
     ambiguous_used: dict[str, tuple[str, list[str], str]] = {}
     for u in parsed.uses:
         top = u.name.split(".")[0]
-        if never_a_package(top, stdlib, newer) or local.is_local(u.name):
+        if never_a_package(top, stdlib, newer) or local.is_local(u.name) or top in parsed.written:
             continue
         pkg, key, layer = resolver.resolve(u.name)
         if layer == "identity" and key == top and local.is_sibling(top, u.path):

@@ -60,8 +60,10 @@ def _statement(indent: str, modules: list[str]) -> str:
     return f"{indent}import {', '.join(modules)}" if modules else f"{indent}pass"
 
 
-def cell_source(text: str) -> str | None:
-    """A code cell's Python (same line numbers), or None when it is not Python."""
+def cell_source(text: str, written: set[str] | None = None) -> str | None:
+    """A code cell's Python (same line numbers), or None when it is not Python.
+    The module names of the .py files `%%writefile` cells write go to `written`
+    (the notebook imports them as local code)."""
     lines = text.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
         words = lines[0].lstrip()[2:].split()
@@ -70,6 +72,9 @@ def cell_source(text: str) -> str | None:
             target = next((w for w in words[1:] if not w.startswith("-")), "")
             if not target.endswith(".py"):
                 return None
+            stem = target.rsplit("/", 1)[-1][:-3]
+            if written is not None and stem.isidentifier():
+                written.add(stem)
         elif magic not in PY_CELL_MAGICS:
             mods = CELL_MAGIC_IMPORTS.get(magic)
             return _statement("", mods) if mods else None  # %%bash, %%html, ...: not Python
@@ -85,8 +90,9 @@ def cell_source(text: str) -> str | None:
     return "\n".join(out)
 
 
-def notebook_cells(data: bytes) -> list[tuple[int, str]]:
-    """(cell number, python source) of a notebook's code cells, magics replaced."""
+def notebook_cells(data: bytes, written: set[str] | None = None) -> list[tuple[int, str]]:
+    """(cell number, python source) of a notebook's code cells, magics replaced
+    (`written`: see cell_source)."""
     nb = json.loads(data)
     cells = nb.get("cells")
     if cells is None and isinstance(nb.get("worksheets"), list):  # nbformat 3
@@ -98,7 +104,7 @@ def notebook_cells(data: bytes) -> list[tuple[int, str]]:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         src = cell.get("source", cell.get("input", ""))
-        code = cell_source("".join(src) if isinstance(src, list) else str(src))
+        code = cell_source("".join(src) if isinstance(src, list) else str(src), written)
         if code is not None:
             out.append((i, code))
     return out

@@ -373,6 +373,7 @@ class Parsed:
     modules: dict[str, Module] = field(default_factory=dict)  # .py file (posix, relative) -> module
     unparsed: list[str] = field(default_factory=list)  # "file:LINE: why"
     parsed: int = 0  # files (notebooks count once) that could be read
+    written: set[str] = field(default_factory=set)  # modules notebooks write (%%writefile x.py)
 
 
 def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
@@ -417,7 +418,7 @@ def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
 def _parse_notebook(rel: str, data: bytes, ctx: Context, dynamic: bool, out: Parsed) -> bool:
     """Scan a notebook's code cells into `out`; False when none could be parsed."""
     try:
-        cells = notebook_cells(data)
+        cells = notebook_cells(data, out.written)
     except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as e:
         line = getattr(e, "lineno", 1)
         out.unparsed.append(f"{rel}:{line}: not a readable notebook ({' '.join(str(e).split())[:120]})")
