@@ -181,6 +181,9 @@ $(SETTINGS_MK): $(PROJECT_YML) templates/environment.yml scripts/portable_env/se
 	$(Q)scripts/settings $(PDIR) --platform $(PLATFORM) --json $(BDIR) --mk $@
 $(FILES_MK): $(SOURCE_DIRS) scripts/portable_env/files.py | $(TOOLS)
 	$(Q)scripts/project-files $(PDIR) --mk $@
+else
+# Under -n nothing is remade: the plan uses what exists (or nothing).
+$(SETTINGS_MK) $(FILES_MK) $(SETTINGS) $(BDIR)/key.txt: ;
 endif
 
 $(DEPS): $(SOURCES) $(FILES_MK) $(SETTINGS) $(wildcard templates/import-map*.yml) $(CODE) | $(TOOLS)
