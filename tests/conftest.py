@@ -60,7 +60,7 @@ def channel() -> str:
 @pytest.fixture(scope="session")
 def host_python() -> str:
     """The python version of the local channel (the host's)."""
-    return "%d.%d" % sys.version_info[:2]
+    return "{}.{}".format(*sys.version_info[:2])
 
 
 class Repo:

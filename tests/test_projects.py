@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, VENV_BIN, Repo, run, script
 
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -241,7 +240,8 @@ def test_build_workflow_fans_out_over_the_discovered_projects() -> None:
     for path in ["dist/${{ matrix.project }}-*.tar.*",  # any format, and its .sha256
                  "projects/${{ matrix.project }}/rattler-lock.yml", "projects/${{ matrix.project }}/conda-*.lock"]:
         assert path in upload["with"]["path"].splitlines()
-    caches = {s["with"]["path"]: s["with"]["key"] for s in build["steps"] if s.get("uses", "").startswith("actions/cache@")}
+    caches = {s["with"]["path"]: s["with"]["key"] for s in build["steps"]
+              if s.get("uses", "").startswith("actions/cache@")}
     assert "hashFiles('requirements.txt')" in caches[".venv"]
     assert "rattler-lock.yml" in caches["build/pkgs"] and "conda-*.lock" in caches["build/pkgs"]
     assert "make test" in run_blocks(test) and "needs" not in test

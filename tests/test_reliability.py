@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import CACHE, PKGS, REPO, Repo, tool_env
 
 TINY = {"app.py": "import yaml\nimport six\n", "lazy.py": "def f():\n    import dateutil\n"}
