@@ -9,27 +9,37 @@ templates/import-map.generated.yml (scripts/gen-import-map, from
 depfinder's pinned conda-forge table) > the import name itself, which is
 then listed under `unresolved` and warned about.
 
-Modules: sources (which files; the test-code rule), parse (notebook cells,
-the AST scanner, Use records), evaluate (platform/version tests), guards
-(optional / on-demand / TYPE_CHECKING / flags), reach (local modules and
-reachability from entry points), mapping (layers, standard library), output
-(Result, YAML).
+Modules: sources (which files; the test-code rule), magics (notebook cells
+as Python, the magics that import a package), parse (the AST scanner, Use
+records), evaluate (platform/version tests), guards (optional / on-demand /
+TYPE_CHECKING / flags), reach (local modules and reachability from entry
+points), mapping (layers, standard library), output (Result, YAML); corpus
+is the application-code benchmark (scripts/score-corpus).
 
 Rules:
 - not dependencies: modules of the project tree itself (packages, sibling
-  modules, src/ layouts, relative imports), the standard library of the
+  modules, src/ layouts, relative imports, modules a notebook writes with
+  `%%writefile x.py`; a folder without __init__.py never hides the
+  installed package it is named after: `import numpy` beside a notebooks
+  folder numpy/ is numpy, as in Python), the standard library of the
   target Python (any newer one's too, Python 2's), `if TYPE_CHECKING:`
   blocks, examples/ and docs/ folders shipped inside a package, branches
   for other platforms or Python versions, Windows/macOS-only modules and
   files (_windows.py), setup.py/noxfile.py;
-- optional: imports in a `try:` whose `except ImportError` has a fallback
+- optional everywhere (an explicit ImportError-style guard with a
+  fallback): imports in a `try:` whose `except ImportError` has a fallback
   (also in a function called from such a `try:`), under `with try_import():`
-  / `with suppress(ImportError):`, under `if HAS_X:` / `if find_spec("x")`
-  / `if is_x_enabled()` / `if os.environ...` tests, find_spec/importorskip
-  literals, and imports inside function bodies of a package that the code
-  guards that way somewhere else; under `if setting == "name":` branches
-  (a backend picked at run time; not `__name__`); in the `else:` of such a
-  `try:` (runs only when the optional import worked); under a test or in a
+  / `with suppress(ImportError):`, under `if HAS_X:` / `if x_available:` /
+  `if find_spec("x")` tests, find_spec/importorskip literals, and in the
+  `else:` of such a `try:` (runs only when the optional import worked);
+- optional in modules of a package only (the project's own library code;
+  scripts, notebooks and top-level modules run every path their user picks,
+  so there these imports are required): imports inside function bodies of
+  a package that the code guards as above somewhere else (guarded once is
+  not demoted where other code imports it unguarded); under `if
+  is_x_enabled()`, `if os.environ...`, `if use_x:` / `if with_x:` settings
+  tests, under `if setting == "name":` branches
+  (a backend picked at run time; not `__name__`); under a test or in a
   function hooked by a decorator that names the module (`if
   is_running_trio():`, `if "gevent" in mode:`, `@register_lazy("numba")`:
   runs only when that module is already in play; a bare `if yaml is None:`
@@ -53,7 +63,11 @@ Rules:
   notebooks and top-level modules (a lazy import is still needed when
   that function runs); `importlib.import_module("x")` /
   `__import__("x")` count, and so do dotted module paths into namespace
-  packages written as strings ('sphinxcontrib.jsmath' in an extension list);
+  packages written as strings ('sphinxcontrib.jsmath' in an extension list),
+  and the magics that import a package (`%load_ext x`, `%matplotlib widget`,
+  `%%cython`: the table in portable_env.scan.magics); a dotted import whose
+  key is a submodule shipped by another conda package (`dask.distributed` ->
+  distributed) needs its parent's package too (dask-core);
 - test code (tests/, test/, testing/, _tests/, benchmarks/ folders,
   test_*.py, *_test.py, tests.py, conftest.py, pytest_*.py) is skipped unless
   --include-tests / `include_tests: true`.

@@ -279,8 +279,9 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
     Required: an unguarded import run when its module loads, or in a
     function of a script or top-level module. Optional: guarded imports
     (try/except ImportError with a fallback, availability checks), imports
-    of modules no entry point loads, and imports only in function bodies
-    (lazy) of a package the code guards elsewhere (`guarded`). On demand:
+    of modules no entry point loads, and, in modules of a package only,
+    imports under settings branches (`soft`) and imports only in function
+    bodies (lazy) of a package the code guards elsewhere (`guarded`). On demand:
     imports only in function bodies of a package's inner modules (`to_hdf5()`
     imports h5py) or in an integration module named after the package
     (backends/jinja2.py, storages/_redis.py): not needed to load the code,
