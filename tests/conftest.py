@@ -8,6 +8,7 @@ wheels (scripts/build-channel, cached by content in build/channel). They run
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))  # the portable_env package
 VENV_BIN = REPO / ".venv" / "bin"
+HOST_GLIBC = platform.libc_ver()[1]  # the local channel's python was built against it
 PKGS = REPO / "build" / "pkgs"
 CACHE = REPO / "build" / "cache"
 # What a throwaway repo copies: the template, without projects or outputs.
@@ -90,7 +92,12 @@ class Repo:
         return pdir
 
     def make(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run make here, sharing the package and repodata caches."""
+        """Run make here, sharing the package and repodata caches. A build
+        against a local channel (CHANNELS=file://...) targets this machine's
+        glibc: that channel is made from this OS's python and suits it only."""
+        if any(a.startswith("CHANNELS=file://") for a in args) and not any(
+                a.startswith("TARGET_GLIBC=") for a in args):
+            args = (*args, f"TARGET_GLIBC={HOST_GLIBC}")
         return run(["make", f"PKGS={PKGS}", f"CACHE={CACHE}", *args], cwd=self.root, check=check)
 
 
