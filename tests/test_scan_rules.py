@@ -110,6 +110,7 @@ def test_branches_on_arguments_settings_env_and_data_do_not_demote_script_import
         "with_cache = args.cache\nif with_cache:\n    import requests_cache\n"
         "if os.environ.get('USE_GPU'):\n    import cupy\n"
         "if 'parquet' in args.format:\n    import pyarrow\n"
+        "if args.wandb:\n    import wandb\n"
         "HAS_TQDM = importlib.util.find_spec('tqdm') is not None\n"
         "if HAS_TQDM:\n    import tqdm\n"
         "try:\n    import ujson as json\nexcept ImportError:\n    import json\n"
@@ -117,7 +118,7 @@ def test_branches_on_arguments_settings_env_and_data_do_not_demote_script_import
         "if importlib.util.find_spec('rich'):\n    import rich\n"
     )
     res = scan(write(tmp_path, {"run.py": code}))
-    assert res.required == {"matplotlib-base", "requests-cache", "cupy", "pyarrow"}
+    assert res.required == {"matplotlib-base", "requests-cache", "cupy", "pyarrow", "wandb"}
     assert res.optional == {"tqdm", "ujson", "orjson", "rich"}, "only ImportError-style guards make optional"
 
 

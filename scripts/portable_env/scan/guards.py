@@ -164,12 +164,22 @@ def flag_guards(flag: str, name: str) -> bool:
     return FLAG_RE.search(flag) is not None or bool(top and top in key)
 
 
-def availability_flag(flag: str, name: str) -> bool:
+def availability_flag(flag: str, name: str, attribute: bool = False) -> bool:
     """A flag saying the module is there (`HAS_LXML`, `lxml_ok`, `LXML`), not a
-    setting (`use_lxml`, `with_cache`)."""
+    setting (`use_lxml`, `with_cache`, `args.wandb`: an attribute named
+    after the module is an option)."""
     key = re.sub(r"[^a-z0-9]", "", flag.lower())
     top = re.sub(r"[^a-z0-9]", "", name.split(".")[0].lower())
-    return AVAILABLE_FLAG_RE.search(flag) is not None or key == top
+    return AVAILABLE_FLAG_RE.search(flag) is not None or (key == top and not attribute)
+
+
+def flag_is_attribute(test: ast.expr) -> bool:
+    """The flag of `if x.flag:` / `if not x.flag:` / `if x.flag is None:` is an attribute."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test = test.operand
+    if isinstance(test, ast.Compare):
+        test = test.left
+    return isinstance(test, ast.Attribute)
 
 
 def string_modules(node: ast.AST) -> set[str]:

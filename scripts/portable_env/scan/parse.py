@@ -117,12 +117,13 @@ class Scanner:
         self.relative_strings = [m.decode() for m in RELATIVE_STR_RE.findall(data)]
         self.body(tree.body, False)
 
-    def _flag_guard(self, flag: str, start: int) -> None:
+    def _flag_guard(self, flag: str, start: int, setting: bool) -> None:
         """`if HAS_LXML:` / `if lxml_available:` / `if LXML:` guards the
-        imports of its branch: mark them optional."""
+        imports of its branch: mark them optional. `setting`: the flag is an
+        attribute (`args.wandb`, `cfg.use_x`), an option the user sets."""
         for u in self.uses[start:]:
             if g.flag_guards(flag, u.name):
-                if g.availability_flag(flag, u.name):
+                if g.availability_flag(flag, u.name, setting):
                     u.optional = u.guarded = True
                 else:  # `if use_cache:` / `if with_plots:`: a setting
                     u.soft = not u.optional
@@ -212,6 +213,7 @@ class Scanner:
         # settings, environment, is_x_enabled(): optional in packages only
         soft = config or (t is None and g.dispatch(s.test)) or (not check and g.enabled_check(s.test))
         flag, negated = g.flag_name(s.test)
+        setting = g.flag_is_attribute(s.test)
         if t is False and g.names_type_checking(s.test):
             self.typing += 1  # recorded, never installed: the types the code uses
             self.body(s.body, True)
@@ -222,7 +224,7 @@ class Scanner:
             self.body(s.body, optional or check)
             self.soft -= soft
             if flag and not negated:
-                self._flag_guard(flag, start)
+                self._flag_guard(flag, start, setting)
             self._named_guard(g.named_modules(s.test), start)
         if t is not True:
             start = len(self.uses)
@@ -232,7 +234,7 @@ class Scanner:
             self.soft -= config
             self.guards -= check
             if flag and negated:
-                self._flag_guard(flag, start)
+                self._flag_guard(flag, start, setting)
 
     def _def(self, s: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, optional: bool) -> None:
         if self.dynamic:
