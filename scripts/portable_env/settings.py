@@ -201,6 +201,18 @@ def _check_target(v: Any) -> str | None:
     return "; ".join(bad) if bad else None
 
 
+ADOPT_FORMS = ("needed", "all")
+
+
+def _check_adopt(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return (
+            f"'adopt' is read as the boolean {str(v).lower()}; write adopt: all (keep every package of the "
+            "environment) or adopt: needed (only what the project needs, the default)"
+        )
+    return None if v in ADOPT_FORMS else f"'adopt' must be one of {', '.join(ADOPT_FORMS)}, not {v!r}"
+
+
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
@@ -220,6 +232,7 @@ FIELDS: dict[str, Field] = {
         Field("entry_points", {}, _check_launchers, "name: spec"),
         Field("smoke_test", None, _check_command, "a command"),
         Field("target", {}, _check_target, "glibc/cpu/cuda"),
+        Field("adopt", "needed", _check_adopt, " | ".join(ADOPT_FORMS)),
     )
 }
 
@@ -250,6 +263,7 @@ class Settings:
     entry_points: dict[str, str] = field(default_factory=dict)
     smoke_test: str | None = None
     target: dict[str, str | None] = field(default_factory=lambda: dict(TARGET_DEFAULTS))
+    adopt: str = "needed"
     overrides: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
