@@ -6,11 +6,17 @@ Two files per lock, each written through a temporary name:
   depends), written and read only through ``rattler.LockFile`` (``read_records``
   is the one reader);
 - an ``@EXPLICIT`` spec (``conda-<platform>.lock``: url#sha256 lines) that conda
-  and micromamba install from without solving; its header records the sha256
-  of the environment.yml it was solved from (``recorded_hash``).
+  and micromamba install from without solving; its header records the spec hash
+  it was solved from (``recorded_hash``).
 
-Solving is skipped when that recorded hash equals the current environment.yml's,
-so a fresh clone or a touched file never re-solves.
+The solve is for the declared target machine (``Target``: the settings'
+``target: {glibc, cpu, cuda}``), never for the build host: exactly the virtual
+packages ``Target.virtual_packages`` lists (``__unix``, ``__linux``, ``__glibc``,
+``__archspec``, ``__cuda`` when set). Both files record them as
+``# virtual-package: NAME=VERSION=BUILD`` comment lines (``recorded_target``
+reads them back), and the spec hash covers the environment.yml bytes and them.
+Solving is skipped when the recorded hash equals the current one, so a fresh
+clone or a touched file never re-solves, and a changed target always does.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,30 +35,144 @@ import yaml
 
 from portable_env.errors import UserError
 from portable_env.files import spec_name, write_atomic
+from portable_env.settings import TARGET_DEFAULTS
 
 HASH_LINE = "# spec-sha256: "
+VP_LINE = "# virtual-package: "
 EXPLICIT_MARK = "@EXPLICIT"
+# __linux: the kernel of the oldest mainstream system (RHEL/CentOS) that ships
+# each glibc; a target glibc picks the highest entry at or below it. Kernel
+# and glibc come together on the machines this is for (glibc 2.17 = CentOS 7
+# = kernel 3.10), and conda-forge packages rarely ask for a kernel at all.
+LINUX_FOR_GLIBC = (((2, 0), "2.6.32"), ((2, 17), "3.10"), ((2, 28), "4.18"), ((2, 34), "5.14"))
+# What each virtual package of a failed solve means, and the setting that changes it.
+VP_SETTING = {"__glibc": "glibc", "__linux": "glibc", "__archspec": "cpu", "__cuda": "cuda"}
+
+
+# ---------------------------------------------------------------- the target
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version))
+
+
+@dataclass(frozen=True)
+class Target:
+    """The machine a lock is solved for (settings.target), as virtual packages."""
+
+    glibc: str = str(TARGET_DEFAULTS["glibc"])
+    cpu: str = str(TARGET_DEFAULTS["cpu"])
+    cuda: str | None = None
+
+    @classmethod
+    def of(cls, target: Mapping[str, str | None] | None) -> Target:
+        """From a settings.target mapping (missing keys take the defaults)."""
+        merged = {**TARGET_DEFAULTS, **(target or {})}
+        return cls(str(merged["glibc"]), str(merged["cpu"]), merged["cuda"] or None)
+
+    @property
+    def linux(self) -> str:
+        """The __linux (kernel) version declared for this glibc."""
+        have = _version_tuple(self.glibc)
+        return [kernel for glibc, kernel in LINUX_FOR_GLIBC if glibc <= have][-1]
+
+    def virtual_packages(self, platform: str = "linux-64") -> list[tuple[str, str, str]]:
+        """(name, version, build) of every virtual package the solve may use."""
+        if not platform.startswith("linux-"):
+            raise UserError(f"platform {platform}: a target (glibc, cpu) is only defined for linux-* platforms")
+        found = [
+            ("__unix", "0", "0"),
+            ("__linux", self.linux, "0"),
+            ("__glibc", self.glibc, "0"),
+            ("__archspec", "1", self.cpu),
+        ]
+        if self.cuda:
+            found.append(("__cuda", self.cuda, "0"))
+        return found
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"glibc": self.glibc, "cpu": self.cpu, "cuda": self.cuda}
+
+    def describe(self) -> str:
+        """'glibc 2.17, cpu x86_64, no CUDA'."""
+        return f"glibc {self.glibc}, cpu {self.cpu}, " + (f"CUDA {self.cuda}" if self.cuda else "no CUDA")
+
+
+def vp_lines(target: Target, platform: str) -> list[str]:
+    """The ``# virtual-package: NAME=VERSION=BUILD`` lines both lock files carry."""
+    return [f"{VP_LINE}{n}={v}={b}" for n, v, b in target.virtual_packages(platform)]
+
+
+def rattler_virtual_packages(target: Target, platform: str) -> list[Any]:
+    """The target's virtual packages as rattler.GenericVirtualPackage s (what solve passes)."""
+    import rattler
+
+    return [
+        rattler.GenericVirtualPackage(rattler.PackageName(n), rattler.Version(v), rattler.BuildString(b))
+        for n, v, b in target.virtual_packages(platform)
+    ]
 
 
 # ---------------------------------------------------------------- the spec hash
 
 
-def spec_hash(env_file: Path) -> str:
-    """sha256 of the environment.yml bytes."""
-    return hashlib.sha256(env_file.read_bytes()).hexdigest()
+def spec_hash(env_file: Path, target: Target | None = None, platform: str = "linux-64") -> str:
+    """sha256 of the environment.yml bytes and the target's virtual packages (what decides re-solving)."""
+    h = hashlib.sha256(env_file.read_bytes())
+    for line in vp_lines(target or Target(), platform):
+        h.update(f"\0{line}".encode())
+    return h.hexdigest()
+
+
+def _header(path: Path) -> list[str]:
+    """The comment lines at the top of a lock file (up to @EXPLICIT or the first other line)."""
+    lines = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.startswith("#"):
+                    break
+                lines.append(line.rstrip("\n"))
+    except OSError:
+        return []
+    return lines
 
 
 def recorded_hash(explicit: Path) -> str | None:
     """The spec hash recorded in an explicit lock's header, if any."""
-    try:
-        for line in explicit.read_text().splitlines():
-            if line.startswith(HASH_LINE):
-                return line[len(HASH_LINE) :].strip()
-            if line.startswith(EXPLICIT_MARK):
-                break
-    except OSError:
-        return None
+    for line in _header(explicit):
+        if line.startswith(HASH_LINE):
+            return line[len(HASH_LINE) :].strip()
     return None
+
+
+def recorded_virtual_packages(lock: Path) -> list[tuple[str, str, str]]:
+    """(name, version, build) of the virtual packages a lock file (either kind) records."""
+    found = []
+    for line in _header(lock):
+        if line.startswith(VP_LINE):
+            parts = line[len(VP_LINE) :].strip().split("=")
+            if len(parts) == 3:
+                found.append((parts[0], parts[1], parts[2]))
+    return found
+
+
+def recorded_target(lock: Path) -> Target | None:
+    """The target a lock file (either kind) was solved for; None when it records none."""
+    vps = {name: (version, build) for name, version, build in recorded_virtual_packages(lock)}
+    if "__glibc" not in vps:
+        return None
+    return Target(
+        glibc=vps["__glibc"][0],
+        cpu=vps["__archspec"][1] if "__archspec" in vps else "",
+        cuda=vps["__cuda"][0] if "__cuda" in vps else None,
+    )
+
+
+def target_changes(old: Target, new: Target) -> list[str]:
+    """'target glibc changed 2.17 -> 2.28', one per differing key."""
+    before, after = old.as_dict(), new.as_dict()
+    return [f"target {k} changed {before[k] or 'none'} -> {after[k] or 'none'}" for k in after if before[k] != after[k]]
 
 
 # ---------------------------------------------------------------- reading locks
@@ -178,13 +300,83 @@ async def _missing_names(channels: list[str], platform: str, names: list[str], g
     return [n for n in names if n.lower() not in found]
 
 
+# Resolvo's explanation: "pkg 1.2 would require" then, deeper, "__glibc >=2.28, for which no candidates were found".
+REQUIRER = re.compile(r"^(?P<indent>[\s│├└─]*)(?P<pkg>\S+) (?P<version>\S+) would require\s*$")
+NO_CANDIDATES = re.compile(r"^(?P<indent>[\s│├└─]*)(?P<vp>__[\w-]+)(?:\s+(?P<spec>.*?))?, for which no candidates")
+
+
+def unmet_virtual(message: str) -> list[tuple[str, str, str]]:
+    """(virtual package, its spec, the package that needs it) from a solver error's explanation."""
+    found: list[tuple[str, str, str]] = []
+    requirers: list[tuple[int, str]] = []  # (indent, "name version"), innermost last
+    for line in message.splitlines():
+        if m := REQUIRER.match(line):
+            depth = len(m["indent"])
+            requirers = [r for r in requirers if r[0] < depth] + [(depth, f"{m['pkg']} {m['version']}")]
+        elif m := NO_CANDIDATES.match(line):
+            depth = len(m["indent"])
+            parent = next((name for d, name in reversed(requirers) if d < depth), "the specs")
+            item = (m["vp"], (m["spec"] or "").strip(), parent)
+            if item not in found:
+                found.append(item)
+    return found
+
+
+def _lower_bound(spec: str) -> str | None:
+    m = re.search(r">=?\s*(\d+(?:\.\d+)*)", spec)
+    return m[1] if m else None
+
+
+def target_message(unmet: list[tuple[str, str, str]], target: Target, settings: str) -> str:
+    """Explain a solve the target machine makes impossible: which virtual package, needed by what, and the fix."""
+    lines = [f"the target machine ({target.describe()}) cannot run what the specs need:"]
+    fixes: list[str] = []
+    for vp, spec, needer in unmet:
+        want = f"{vp} {spec}".strip()
+        if vp in ("__glibc", "__linux"):
+            have = f"the target glibc is {target.glibc}" + (f" (kernel {target.linux})" if vp == "__linux" else "")
+            bound = _lower_bound(spec) if vp == "__glibc" else None
+            value = f'"{bound}"' if bound else '"2.X"'
+            fixes.append(
+                f"if the machine has a newer glibc, set  target: {{glibc: {value}}}  in {settings} "
+                f"(or TARGET_GLIBC={bound or '2.X'} for one build); otherwise pin an older {needer.split()[0]} "
+                "in 'packages:'"
+            )
+        elif vp == "__archspec":
+            have = f"the target cpu is {target.cpu}"
+            fixes.append(
+                f"if the machine's CPU has it, set  target: {{cpu: x86_64_v3}}  (or the level it has) in {settings}; "
+                f"otherwise pin another build of {needer.split()[0]} in 'packages:'"
+            )
+        elif vp == "__cuda":
+            have = f"the target CUDA is {target.cuda}" if target.cuda else "the target has no CUDA"
+            bound = _lower_bound(spec)
+            fixes.append(
+                f'if the machine has an NVIDIA driver for it, set  target: {{cuda: "{bound or "12.X"}"}}  in '
+                f"{settings}; otherwise ask for a CPU build (e.g. a '*cpu*' build string in 'packages:')"
+            )
+        else:
+            have = "not a virtual package of a linux target"
+            fixes.append(f"{needer.split()[0]} is for another operating system: pin another build in 'packages:'")
+        lines.append(f"  - {want} needed by {needer} ({have})")
+    lines += [f"  {fix}" for fix in dict.fromkeys(fixes)]
+    return "\n".join(lines)
+
+
 async def solve(
-    channels: list[str], specs: list[str], platform: str, cache_dir: Path, scan: dict[str, Any], settings: str
+    channels: list[str],
+    specs: list[str],
+    platform: str,
+    cache_dir: Path,
+    scan: dict[str, Any],
+    settings: str,
+    target: Target | None = None,
 ) -> list[Any]:
-    """Solve specs against channels for one platform; UserError when impossible."""
+    """Solve specs against channels for one platform and the target machine; UserError when impossible."""
     import rattler
     from rattler.exceptions import FetchRepoDataError, GatewayError, InvalidMatchSpecError, SolverError
 
+    target = target or Target()
     gateway = rattler.Gateway(cache_dir=cache_dir)
     try:
         missing = await _missing_names(channels, platform, sorted({spec_name(s) for s in specs}), gateway)
@@ -196,7 +388,7 @@ async def solve(
                 specs=specs,
                 gateway=gateway,
                 platforms=[rattler.Platform(platform), rattler.Platform("noarch")],
-                virtual_packages=rattler.VirtualPackage.detect(),
+                virtual_packages=rattler_virtual_packages(target, platform),
             )
         )
     except (FetchRepoDataError, GatewayError) as exc:
@@ -208,6 +400,10 @@ async def solve(
     except InvalidMatchSpecError as exc:
         raise UserError(f"invalid package spec: {exc}\n  fix it in {settings} ('packages:')") from None
     except SolverError as exc:
+        unmet = unmet_virtual(str(exc))
+        if unmet:
+            solver = "\n".join(f"    {line}" for line in str(exc).splitlines())
+            raise UserError(f"{target_message(unmet, target, settings)}\n  the solver said:\n{solver}") from None
         raise UserError(
             f"the specs cannot be satisfied together: {exc}\n"
             f"  relax the pins in {settings} ('packages:', 'python:') or PYTHON=..."
@@ -217,8 +413,10 @@ async def solve(
 # ---------------------------------------------------------------- writing locks
 
 
-def explicit_text(records: list[Any], platform: str, name: str, digest: str) -> str:
-    """The @EXPLICIT lock: a header, then url#sha256 in install order."""
+def explicit_text(records: list[Any], platform: str, name: str, digest: str, target: Target | None = None) -> str:
+    """The @EXPLICIT lock: a header (platform, the target's virtual packages, the spec hash), then
+    url#sha256 in install order. Takes any rattler.RepoDataRecord s (solved here or not); without a
+    target the header records none (check-lock then calls the lock stale)."""
     import rattler
 
     by_name = {r.name.normalized: r for r in records}
@@ -229,15 +427,20 @@ def explicit_text(records: list[Any], platform: str, name: str, digest: str) -> 
         f"#                      or:  micromamba create -n {name} -f <this file>",
         "# (the url#sha256 lines need conda >= 24.9)",
         f"# platform: {platform}",
-        f"{HASH_LINE}{digest}",
-        EXPLICIT_MARK,
     ]
+    if target is not None:
+        lines.append(f"# solved for the target machine: {target.describe()}")
+        lines += vp_lines(target, platform)
+    lines += [f"{HASH_LINE}{digest}", EXPLICIT_MARK]
     lines += [f"{r.url}#{_hex(r.sha256)}" for r in ordered]
     return "\n".join(lines) + "\n"
 
 
-def write_lock(records: list[Any], channels: list[str], platform: str, path: Path) -> None:
-    """Write the rattler lock file through a temporary name."""
+def write_lock(
+    records: list[Any], channels: list[str], platform: str, path: Path, target: Target | None = None
+) -> None:
+    """Write the rattler lock file through a temporary name; with a target, its virtual packages
+    head the file as comment lines (rattler.LockFile has no field for them)."""
     import rattler
 
     lock = rattler.LockFile([rattler.LockPlatform(platform)])
@@ -248,6 +451,10 @@ def write_lock(records: list[Any], channels: list[str], platform: str, path: Pat
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         lock.to_path(tmp)
+        if target is not None:
+            header = [f"# solved by scripts/lock-env for the target machine: {target.describe()}"]
+            header += vp_lines(target, platform)
+            tmp.write_text("\n".join(header) + "\n" + tmp.read_text())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -256,21 +463,40 @@ def write_lock(records: list[Any], channels: list[str], platform: str, path: Pat
 # ---------------------------------------------------------------- the step
 
 
-def _current_hash(env_file: Path) -> str:
+def _current_hash(env_file: Path, target: Target, platform: str) -> str:
     """spec_hash of the environment.yml being locked; UserError when it cannot be read."""
     try:
-        return spec_hash(env_file)
+        return spec_hash(env_file, target, platform)
     except OSError as exc:
         raise UserError(f"{env_file}: cannot read it ({exc.strerror}); run make env-file") from None
 
 
-def check(env_file: Path, lock: Path, explicit: Path) -> int:
-    """Whether the lock is current for env_file: 0 (current) or 1 (stale), with a message."""
-    if recorded_hash(explicit) == _current_hash(env_file) and lock.exists():
-        print(f"lock is current: {explicit} was solved from this {env_file}")
+def check(
+    env_file: Path,
+    lock: Path,
+    explicit: Path,
+    target: Target | None = None,
+    platform: str = "linux-64",
+    project: str | None = None,
+) -> int:
+    """Whether the lock is current for env_file and target: 0 (current) or 1 (stale), with a message."""
+    target = target or Target()
+    fix = f"run make PROJECT={project} lock" if project else "run make lock"
+    if recorded_hash(explicit) == _current_hash(env_file, target, platform) and lock.exists():
+        print(f"lock is current: {explicit} was solved from this {env_file} for {target.describe()}")
         return 0
-    why = "is missing" if not explicit.exists() else "was solved from a different environment.yml"
-    print(f"lock is stale: {explicit} {why}; run make lock to re-solve", file=sys.stderr)
+    old = recorded_target(explicit)
+    if not explicit.exists():
+        why = "is missing"
+    elif old is None:
+        why = "records no target machine (solved for the build host)"
+    elif changes := target_changes(old, target):
+        why = f"is stale: {'; '.join(changes)}"
+    elif not lock.exists():
+        why = f"has no {lock} beside it"
+    else:
+        why = "was solved from a different environment.yml"
+    print(f"lock is stale: {explicit} {why}: {fix}", file=sys.stderr)
     return 1
 
 
@@ -283,26 +509,35 @@ def lock_env(
     deps: Path | None,
     settings_file: str,
     force: bool = False,
+    target: Target | None = None,
 ) -> None:
-    """Solve env_file into lock + explicit, unless they were solved from the same content (and not force)."""
-    digest = _current_hash(env_file)
+    """Solve env_file for target into lock + explicit, unless they were solved from the same
+    content and target (and not force)."""
+    target = target or Target()
+    digest = _current_hash(env_file, target, platform)
     if recorded_hash(explicit) == digest and lock.exists() and not force:
         for p in (lock, explicit):
             os.utime(p)
         print(
-            f"lock: {env_file} unchanged since the lock was solved; kept {explicit} (make lock re-solves)",
+            f"lock: {env_file} and the target unchanged since the lock was solved; kept {explicit} "
+            "(make lock re-solves)",
             file=sys.stderr,
         )
         return
     spec = read_env_file(env_file)
+    old = recorded_target(explicit)
+    changed = target_changes(old, target) if old else []
     print(
-        f"lock: solving {len(spec.specs)} specs for {platform} against {', '.join(spec.channels)}",
+        f"lock: solving {len(spec.specs)} specs for {platform} ({target.describe()}) against "
+        f"{', '.join(spec.channels)}" + (f" ({'; '.join(changed)})" if changed else ""),
         file=sys.stderr,
         flush=True,
     )
-    records = asyncio.run(solve(spec.channels, spec.specs, platform, cache_dir, scan_results(deps), settings_file))
-    write_lock(records, spec.channels, platform, lock)
-    write_atomic(explicit, explicit_text(records, platform, spec.name, digest))
+    records = asyncio.run(
+        solve(spec.channels, spec.specs, platform, cache_dir, scan_results(deps), settings_file, target)
+    )
+    write_lock(records, spec.channels, platform, lock, target)
+    write_atomic(explicit, explicit_text(records, platform, spec.name, digest, target))
     local = [c for c in spec.channels if c.startswith("file:")]
     if local and "build" not in explicit.parts:
         print(
