@@ -4,13 +4,14 @@ command per rule (``scripts/build-step env|archive``).
 env:     create the environment from the lock, unless the content gate says
          the lock (and the settings that shape the env) are what it was
          made from and no package file is missing.
-archive: ship the project's code, write the manifest into the env, pack it,
-         verify the archive at another path, and only then give it its final
+archive: ship the project's code, check the env against the target machine
+         (the lock's target, no ELF file needing a newer glibc), write the
+         manifest into the env, pack it, verify the archive at another path, and only then give it its final
          name with its checksum, manifest and SBOM. An environment found
          incomplete here is recreated first, never packed.
 
 Each sub-step is one of the executables (scripts/create-env, ship-code,
-write-manifest, pack-env, verify-pack), run with a progress line.
+check-target, write-manifest, pack-env, verify-pack), run with a progress line.
 """
 
 from __future__ import annotations
@@ -124,6 +125,19 @@ def archive_main(args: argparse.Namespace) -> int:
                 str(args.prefix),
                 "--settings",
                 str(args.settings),
+            ],
+        )
+        step(
+            s.project,
+            "target",
+            [
+                tool("check-target"),
+                "--prefix",
+                str(args.prefix),
+                "--settings",
+                str(args.settings),
+                "--explicit",
+                str(args.explicit),
             ],
         )
         step(

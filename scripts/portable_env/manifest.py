@@ -2,10 +2,15 @@
 
 The manifest (JSON, "format": "portable-env-manifest/1") records:
   project, platform, python    what was packed, for which machine;
-  target                       os, arch and the minimum glibc the target
-                               machine needs: the highest GLIBC_x.y symbol
-                               version any ELF file of ENV requires, raised
-                               to the packages' `__glibc >=x.y` depends;
+  target                       the machine it is built for: os, arch; the
+                               declared target (settings' target: glibc,
+                               cpu, cuda, and the virtual packages the lock
+                               was solved with), which the installer checks;
+                               and min_glibc, what its files need: the
+                               highest GLIBC_x.y symbol version any ELF file
+                               of ENV requires (portable_env.glibc), raised
+                               to the packages' `__glibc >=x.y` depends
+                               (never above target.glibc: pack refuses);
   packages[]                   every installed conda package (conda-meta/):
                                name, version, build, channel, subdir, url,
                                sha256, md5, license;
@@ -37,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import uuid
 from datetime import UTC, datetime
@@ -47,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from portable_env import formats, lock
+from portable_env import formats, glibc, lock
 from portable_env.errors import UserError
 from portable_env.files import sha256_of, write_atomic
 
@@ -66,9 +70,7 @@ ARCH = {
 }
 OS_NAME = {"linux": "Linux", "osx": "Darwin", "win": "Windows"}
 TOOLS = ["conda-pack", "py-rattler", "depfinder", "cyclonedx-python-lib", "pyelftools"]
-GLIBC_SYMBOL = re.compile(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?")
 GLIBC_SPEC = re.compile(r">=\s*(\d+)\.(\d+)")
-ELF_MAGIC = b"\x7fELF"
 ANACONDA = "https://conda.anaconda.org/"
 
 
@@ -123,50 +125,6 @@ def package_entry(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def elf_glibc_versions(path: Path) -> list[tuple[int, int]]:
-    """GLIBC_x.y versions an ELF file requires (its .gnu.version_r section)."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.gnuversions import GNUVerNeedSection
-
-    found = []
-    with open(path, "rb") as f:
-        if f.read(4) != ELF_MAGIC:
-            return []
-        f.seek(0)
-        try:
-            for section in ELFFile(f).iter_sections():
-                if isinstance(section, GNUVerNeedSection):
-                    for _needed, aux in section.iter_versions():
-                        for version in aux:
-                            m = GLIBC_SYMBOL.fullmatch(version.name)
-                            if m:
-                                found.append((int(m[1]), int(m[2])))
-        except (ELFError, ValueError, OSError, KeyError):
-            return []  # not an ELF file pyelftools can read: it cannot require glibc symbols we could list
-    return found
-
-
-def scan_glibc(prefix: Path) -> dict[str, Any]:
-    """The highest GLIBC_x.y any ELF file of prefix requires, and which file."""
-    best: tuple[int, int] | None = None
-    where = ""
-    elf_files = 0
-    for dirpath, dirs, files in os.walk(prefix):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(dirpath, name)
-            if path.is_symlink() or not path.is_file():
-                continue
-            versions = elf_glibc_versions(path)
-            if versions:
-                elf_files += 1
-                top = max(versions)
-                if best is None or top > best:
-                    best, where = top, path.relative_to(prefix).as_posix()
-    return {"version": f"{best[0]}.{best[1]}" if best else None, "file": where, "elf_files": elf_files}
-
-
 def glibc_constraints(records: list[dict[str, Any]]) -> dict[str, str]:
     """package -> its `__glibc` depends spec (the lower bound counts)."""
     found = {}
@@ -186,7 +144,7 @@ def min_glibc(prefix: Path, records: list[dict[str, Any]], platform: str) -> dic
     """The minimum glibc: the ELF files' requirement raised to the packages' constraints."""
     if not platform.startswith("linux-"):
         return {"min_glibc": None, "glibc_evidence": {}}
-    scan = scan_glibc(prefix)
+    scan = glibc.scan(prefix)
     constraints = glibc_constraints(records)
     version, source = scan["version"], f"ELF symbols of {scan['file']}" if scan["version"] else ""
     for pkg, spec in sorted(constraints.items()):
@@ -271,8 +229,22 @@ def check_against_lock(packages: list[dict[str, Any]], lock_file: Path, platform
         )
 
 
+def declared_target(target: lock.Target, platform: str) -> dict[str, Any]:
+    """The manifest's record of the declared target machine."""
+    return {
+        **target.as_dict(),
+        "virtual_packages": [f"{n}={v}={b}" for n, v, b in target.virtual_packages(platform)],
+    }
+
+
 def build_manifest(
-    prefix: Path, deps_file: Path, project: str, platform: str, tarball: Path | None, locks: list[Path]
+    prefix: Path,
+    deps_file: Path,
+    project: str,
+    platform: str,
+    tarball: Path | None,
+    locks: list[Path],
+    target: lock.Target | None = None,
 ) -> dict[str, Any]:
     records = read_records(prefix)
     packages = [package_entry(r) for r in records]
@@ -293,6 +265,7 @@ def build_manifest(
         "target": {
             "os": OS_NAME.get(os_part, os_part),
             "arch": ARCH.get(platform, ""),
+            **(declared_target(target, platform) if target and platform.startswith("linux-") else {}),
             **min_glibc(prefix, records, platform),
         },
         "packages": packages,
@@ -358,6 +331,9 @@ def sbom_json(manifest: dict[str, Any]) -> str:
     ]
     if target.get("min_glibc"):
         root_props.append(Property(name="portable-env:min-glibc", value=target["min_glibc"]))
+    for key in ("glibc", "cpu", "cuda"):
+        if target.get(key):
+            root_props.append(Property(name=f"portable-env:target-{key}", value=str(target[key])))
     root_hashes = []
     if manifest.get("tarball"):
         root_hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=manifest["tarball"]["sha256"]))
@@ -430,8 +406,13 @@ def summary(manifest: dict[str, Any]) -> str:
     evidence = (target.get("glibc_evidence") or {}).get("source", "")
     lines = [
         f"project   {manifest['project']} ({manifest['platform']}, python {manifest['python']})",
-        f"target    {target['os']} {target['arch']}" + (f", glibc >= {glibc} ({evidence})" if glibc else ""),
+        f"target    {target['os']} {target['arch']}"
+        + (f", cpu {target['cpu']}" if target.get("cpu") else "")
+        + (f", glibc {target['glibc']}" if target.get("glibc") else "")
+        + (f", CUDA {target['cuda']}" if target.get("cuda") else ""),
     ]
+    if glibc:
+        lines.append(f"needs     glibc >= {glibc} ({evidence})")
     if manifest.get("tarball"):
         t = manifest["tarball"]
         lines.append(f"archive   {t['name']}  {t['size'] / 2**20:.1f} MiB  sha256 {t['sha256']}")
