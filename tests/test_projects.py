@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, VENV_BIN, Repo, run, script
+from conftest import REPO, Repo, run, script
 
 WORKFLOWS = REPO / ".github" / "workflows"
 INVALID_NAMES = ["..", "a/b", "a b", "", "-x", ".hidden", "a:b", "naïve"]
@@ -209,12 +209,7 @@ def test_make_j2_all_packs_every_project(repo: Repo, channel: str, host_python: 
 
 # --- CI workflows ---------------------------------------------------------------
 
-def test_workflows_pass_actionlint() -> None:
-    files = sorted(WORKFLOWS.glob("*.yml"))
-    assert files, f"no workflow in {WORKFLOWS}"
-    proc = run([str(VENV_BIN / "actionlint"), *map(str, files)])  # shellcheck from .venv checks run: blocks
-    assert proc.returncode == 0, f"actionlint found problems:\n{proc.stdout}{proc.stderr}"
-
+# actionlint + shellcheck, pins and permissions: tests/test_workflows.py
 
 def load_workflow(name: str) -> dict:
     doc = yaml.safe_load((WORKFLOWS / name).read_text())
@@ -234,26 +229,31 @@ def test_build_workflow_fans_out_over_the_discovered_projects() -> None:
     assert "scripts/projects changed --json --base" in run_blocks(plan)
     assert "scripts/projects list --json" in run_blocks(plan)
     assert build["strategy"]["matrix"]["project"] == "${{ fromJSON(needs.plan.outputs.projects) }}"
-    assert 'make PROJECT="$NAME" pack' in run_blocks(build) and "make tools" in run_blocks(build)
+    assert 'make PROJECT="$NAME" pack installer' in run_blocks(build) and "make tools" in run_blocks(build)
     upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["with"]["name"] == "${{ matrix.project }}"
     for path in ["dist/${{ matrix.project }}-*.tar.*",  # any format, and its .sha256
+                 "dist/${{ matrix.project }}-*.manifest.json", "dist/${{ matrix.project }}-*.cdx.json",
+                 "dist/${{ matrix.project }}-*.sh", "dist/${{ matrix.project }}-*.sh.sha256",
                  "projects/${{ matrix.project }}/rattler-lock.yml", "projects/${{ matrix.project }}/conda-*.lock"]:
         assert path in upload["with"]["path"].splitlines()
     caches = {s["with"]["path"]: s["with"]["key"] for s in build["steps"]
               if s.get("uses", "").startswith("actions/cache@")}
     assert "hashFiles('requirements.txt')" in caches[".venv"]
     assert "rattler-lock.yml" in caches["build/pkgs"] and "conda-*.lock" in caches["build/pkgs"]
-    assert "make test" in run_blocks(test) and "needs" not in test
+    assert run_blocks(test).strip() == ".ci/run" and "needs" not in test  # .ci/run: the tools, then make test
 
 
 def test_release_workflow_builds_the_tagged_project() -> None:
     wf = load_workflow("release.yml")
     assert wf["on"]["push"]["tags"] == ["*-v*"] and "tag" in wf["on"]["workflow_dispatch"]["inputs"]
-    job = wf["jobs"]["release"]
-    assert "scripts/projects tag" in run_blocks(job) and 'make PROJECT="$NAME" pack' in run_blocks(job)
-    release = next(s for s in job["steps"] if s.get("uses", "").startswith("softprops/action-gh-release@"))
-    assert release["with"]["files"].splitlines() == ["dist/${{ steps.tag.outputs.project }}-*.tar.*"]
+    build, publish = wf["jobs"]["build"], wf["jobs"]["publish"]
+    assert "scripts/projects tag" in run_blocks(build) and 'make PROJECT="$NAME" pack installer' in run_blocks(build)
+    assert "git status --porcelain" in run_blocks(build), "a lock solved at release time fails the release"
+    assert publish["needs"] == "build"
+    step = next(s for s in publish["steps"] if "gh release upload" in s.get("run", ""))
+    assert step["env"]["TAG"] == "${{ needs.build.outputs.tag }}"
+    assert step["env"]["NAME"] == "${{ needs.build.outputs.project }}"
 
 
 def test_workflows_name_no_repository_and_no_project() -> None:
