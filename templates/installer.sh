@@ -19,6 +19,9 @@ PYTHON_VERSION='@@PYTHON@@'
 TARGET_OS='@@OS@@'
 TARGET_ARCH='@@ARCH@@'
 MIN_GLIBC='@@MIN_GLIBC@@'
+TARGET_GLIBC='@@TARGET_GLIBC@@'
+TARGET_CPU='@@TARGET_CPU@@'
+TARGET_CUDA='@@TARGET_CUDA@@'
 FORMAT='@@FORMAT@@'
 DECOMPRESS='@@DECOMPRESS@@'
 DECOMPRESSOR='@@DECOMPRESSOR@@'
@@ -48,13 +51,13 @@ modules, and prints how to activate the environment.
   -f, --force       install into DIR even if it is not empty: files of the
                     same name are replaced, nothing else is removed (for a
                     clean reinstall remove DIR first)
-  --check           only check: OS, CPU, glibc, tools, free space, target
+  --check           only check: OS, CPU (level), glibc, CUDA driver, tools, free space, target
                     directory and the payload's checksum; unpack nothing
   --list            list the packages inside; unpack nothing
   --manifest        print the manifest (JSON) of the packed environment
   -h, --help        show this help
 
-Needs: $TARGET_OS $TARGET_ARCH${MIN_GLIBC:+, glibc >= $MIN_GLIBC}; bash, tail, tar, ${DECOMPRESSOR:+$DECOMPRESSOR, }sha256sum.
+Needs: $TARGET_OS $TARGET_ARCH${TARGET_CPU:+ ($TARGET_CPU)}${TARGET_GLIBC:+, glibc >= $TARGET_GLIBC}${TARGET_CUDA:+, an NVIDIA driver for CUDA >= $TARGET_CUDA}; bash, tail, tar, ${DECOMPRESSOR:+$DECOMPRESSOR, }sha256sum.
 EOF
 }
 
@@ -107,6 +110,49 @@ version_ge() {
   (( 10#${a1:-0} > 10#${b1:-0} || (10#${a1:-0} == 10#${b1:-0} && 10#${a2:-0} >= 10#${b2:-0}) ))
 }
 
+# The CPU flags of this machine (/proc/cpuinfo); PORTABLE_ENV_CPU_FLAGS stands in (for tests).
+cpu_flags() {
+  if [ -n "${PORTABLE_ENV_CPU_FLAGS+set}" ]; then
+    printf '%s\n' "$PORTABLE_ENV_CPU_FLAGS"
+    return
+  fi
+  awk -F: '$1 ~ /^flags/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true
+}
+
+# The flags each x86_64 microarchitecture level adds (the x86-64 psABI levels,
+# as /proc/cpuinfo names them: abm is LZCNT).
+level_flags() {
+  case "$1" in
+    2) echo cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3 ;;
+    3) echo avx avx2 bmi1 bmi2 f16c fma abm movbe xsave ;;
+    4) echo avx512f avx512bw avx512cd avx512dq avx512vl ;;
+  esac
+}
+
+# The flags an x86_64_vN target needs that this CPU lacks (nothing for x86_64).
+missing_cpu_flags() {
+  local level=${TARGET_CPU#x86_64_v} have n flag missing=()
+  case "$level" in 2 | 3 | 4) ;; *) return 0 ;; esac
+  have=" $(cpu_flags | tr -s '[:space:]' ' ') "
+  for ((n = 2; n <= level; n++)); do
+    for flag in $(level_flags "$n"); do
+      case "$have" in *" $flag "*) ;; *) missing+=("$flag") ;; esac
+    done
+  done
+  printf '%s\n' "${missing[*]:-}"
+}
+
+# The CUDA version this machine's NVIDIA driver supports (nvidia-smi), empty
+# without one; PORTABLE_ENV_CUDA_VERSION stands in (for tests).
+cuda_version() {
+  if [ -n "${PORTABLE_ENV_CUDA_VERSION+set}" ]; then
+    printf '%s\n' "$PORTABLE_ENV_CUDA_VERSION"
+    return
+  fi
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  { nvidia-smi 2>/dev/null || true; } | grep -o -E 'CUDA Version: *[0-9]+\.[0-9]+' | grep -o -E '[0-9]+\.[0-9]+' | head -n 1 || true
+}
+
 arch_ok() {
   local m=$1
   case "$TARGET_ARCH" in
@@ -127,17 +173,32 @@ is_empty_dir() { [ -d "$1" ] && [ -z "$(ls -A "$1")" ]; }
 
 # Every check that needs no unpacking; all problems are reported together.
 preflight() {
-  local dir=$1 problems=() os arch have size parent free
+  local dir=$1 problems=() os arch have need missing size parent free
   os=$(uname -s)
   arch=$(uname -m)
   [ "$os" = "$TARGET_OS" ] || problems+=("built for $TARGET_OS, this machine runs $os")
   arch_ok "$arch" || problems+=("built for $TARGET_ARCH CPUs, this machine is $arch")
-  if [ -n "$MIN_GLIBC" ] && [ "$os" = Linux ]; then
+  # The target it was built for (target: in its project.yml): glibc, CPU level, CUDA.
+  need=${TARGET_GLIBC:-$MIN_GLIBC}
+  if [ -n "$need" ] && [ "$os" = Linux ]; then
     have=$(glibc_version)
     if [ -z "$have" ]; then
-      problems+=("needs glibc >= $MIN_GLIBC, and this machine has no glibc (getconf GNU_LIBC_VERSION and ldd --version name none; musl systems such as Alpine cannot run it)")
-    elif ! version_ge "$have" "$MIN_GLIBC"; then
-      problems+=("needs glibc >= $MIN_GLIBC, this machine has $have: build it on (or for) an older system, or use a newer machine")
+      problems+=("built for glibc >= $need, and this machine has no glibc (getconf GNU_LIBC_VERSION and ldd --version name none; musl systems such as Alpine cannot run it)")
+    elif ! version_ge "$have" "$need"; then
+      problems+=("built for glibc >= $need (its target glibc${MIN_GLIBC:+; its files need $MIN_GLIBC}), this machine has $have: build it for this machine (target: {glibc: \"$have\"} in its project.yml) or use a newer machine")
+    fi
+  fi
+  if [ -n "$TARGET_CPU" ] && [ "$TARGET_CPU" != "$TARGET_ARCH" ] && arch_ok "$arch"; then
+    missing=$(missing_cpu_flags)
+    [ -z "$missing" ] \
+      || problems+=("built for $TARGET_CPU CPUs (its target cpu), this CPU lacks $missing: build it for target: {cpu: $TARGET_ARCH} in its project.yml, or use a newer CPU")
+  fi
+  if [ -n "$TARGET_CUDA" ]; then
+    have=$(cuda_version)
+    if [ -z "$have" ]; then
+      problems+=("built for CUDA >= $TARGET_CUDA (its target cuda), and this machine has no NVIDIA driver (nvidia-smi finds none): install the driver, or build it without CUDA (target: {cuda: null})")
+    elif ! version_ge "$have" "$TARGET_CUDA"; then
+      problems+=("built for CUDA >= $TARGET_CUDA (its target cuda), this machine's NVIDIA driver supports CUDA $have: update the driver, or build it for target: {cuda: \"$have\"}")
     fi
   fi
   command -v tail >/dev/null 2>&1 || problems+=("needs tail (coreutils)")

@@ -1,16 +1,17 @@
 """lock-env and portable_env.lock: the spec hash recorded in the lock, check mode, the
-unsolvable-import message, and the one lock reader (rattler.LockFile)."""
+unsolvable-import message, and the one lock reader (rattler.LockFile). The target
+machine's part (virtual packages) is in test_target.py."""
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import CACHE, script
+from conftest import CACHE, HOST_GLIBC, script
 from portable_env import lock as lock_mod
 from portable_env.errors import UserError
 from portable_env.files import spec_name
-from portable_env.settings import resolve
+from portable_env.settings import Overrides, resolve
 
 
 def test_lock_env_records_and_reads_spec_hash(tmp_path: Path) -> None:
@@ -19,7 +20,11 @@ def test_lock_env_records_and_reads_spec_hash(tmp_path: Path) -> None:
     explicit = tmp_path / "conda-linux-64.lock"
 
     digest = lock_mod.spec_hash(spec)
-    assert digest == hashlib.sha256(spec.read_bytes()).hexdigest()
+    # The environment.yml bytes and the target's virtual packages (default: glibc 2.17, x86_64).
+    assert digest == lock_mod.spec_hash(spec, lock_mod.Target(glibc="2.17", cpu="x86_64"))
+    assert digest != hashlib.sha256(spec.read_bytes()).hexdigest()
+    assert digest != lock_mod.spec_hash(spec, lock_mod.Target(glibc="2.28"))
+    assert digest != lock_mod.spec_hash(spec, lock_mod.Target(cuda="12.4"))
     lines = ["# platform: linux-64", f"{lock_mod.HASH_LINE}{digest}", "@EXPLICIT"]
     explicit.write_text("\n".join(lines) + "\nhttps://x/a.conda#" + "0" * 64 + "\n")
     assert lock_mod.recorded_hash(explicit) == digest
@@ -35,8 +40,9 @@ def test_lock_env_check_mode(tmp_path: Path) -> None:
     args = ["--env-file", str(spec), "--lock", str(lock), "--explicit", str(explicit), "--check"]
     proc = script("lock-env", *args)
     assert proc.returncode == 1 and "is missing" in proc.stderr
-    digest = hashlib.sha256(spec.read_bytes()).hexdigest()
-    explicit.write_text(f"# spec-sha256: {digest}\n@EXPLICIT\n")
+    digest = lock_mod.spec_hash(spec)
+    vps = "".join(f"{line}\n" for line in lock_mod.vp_lines(lock_mod.Target(), "linux-64"))
+    explicit.write_text(f"{vps}# spec-sha256: {digest}\n@EXPLICIT\n")
     lock.write_text("version: 6\n")
     assert script("lock-env", *args).returncode == 0
     spec.write_text("name: x\nchannels: [c]\ndependencies: [python=3.12]\n")
@@ -85,21 +91,25 @@ def test_solve_write_and_read_back_through_rattler_lockfile(tmp_path: Path, chan
     spec = tmp_path / "environment.yml"
     spec.write_text(f"name: t\nchannels: [{channel}]\ndependencies: [python={host_python}, six]\n")
     (tmp_path / "t").mkdir()
-    s = resolve(tmp_path / "t")
+    s = resolve(tmp_path / "t", overrides=Overrides(target_glibc=HOST_GLIBC))  # the local channel suits this OS only
     settings = tmp_path / "settings.json"
     settings.write_text(s.to_json())
     lock, explicit = tmp_path / "out" / "rattler-lock.yml", tmp_path / "out" / "conda-linux-64.lock"
-    args = ["--env-file", str(spec), "--lock", str(lock), "--explicit", str(explicit), "--cache-dir", str(CACHE)]
+    args = ["--env-file", str(spec), "--lock", str(lock), "--explicit", str(explicit), "--cache-dir", str(CACHE),
+            "--settings", str(settings)]
     script("lock-env", *args, check=True)
     records = lock_mod.read_records(lock, "linux-64")
     names = sorted(r.name.normalized for r in records)
     assert "six" in names and "python" in names
     assert lock_mod.package_hashes(lock, "linux-64") == lock_mod.package_hashes(explicit, "linux-64")
-    assert lock_mod.recorded_hash(explicit) == lock_mod.spec_hash(spec)
+    target = lock_mod.Target.of(s.target)
+    assert lock_mod.recorded_hash(explicit) == lock_mod.spec_hash(spec, target)
+    assert lock_mod.recorded_target(explicit) == lock_mod.recorded_target(lock) == target
     assert sorted(p.name for p in lock.parent.iterdir()) == ["conda-linux-64.lock", "rattler-lock.yml"]
     before = lock.read_bytes()
     again = script("lock-env", *args, check=True)
     assert "unchanged since the lock was solved" in again.stderr and lock.read_bytes() == before
+    assert script("lock-env", *args, "--check").returncode == 0
     # An unknown package: named with the fix, no traceback, no lock written.
     spec.write_text(f"name: t\nchannels: [{channel}]\ndependencies: [python={host_python}, nosuchpkg]\n")
     proc = script("lock-env", *args[:2], "--lock", str(tmp_path / "l2.yml"), "--explicit",

@@ -1,7 +1,8 @@
 """Build a single-file, self-extracting installer from a verified archive.
 
 The installer is templates/installer.sh with the project's facts filled in
-(name, platform, target OS/CPU, minimum glibc, the payload's format and the
+(name, platform, the target machine: OS, CPU architecture and level,
+glibc, CUDA, as the manifest records them; the payload's format and the
 command that decompresses it (from the format table), its size and sha256,
 the import names to check, THE import probe's source (portable_env.probe,
 the one verify-pack runs), the smoke test, the launchers, the package list
@@ -72,10 +73,12 @@ def package_list(manifest: dict[str, Any]) -> str:
     """The --list text: a heading, then one package a line."""
     pkgs = manifest["packages"]
     target = manifest["target"]
-    glibc = f", glibc >= {target['min_glibc']}" if target.get("min_glibc") else ""
+    glibc = target.get("glibc") or target.get("min_glibc")
+    needs = f"{target['os']} {target['arch']}" + (f" ({target['cpu']})" if target.get("cpu") else "")
+    needs += (f", glibc >= {glibc}" if glibc else "") + (f", CUDA >= {target['cuda']}" if target.get("cuda") else "")
     lines = [
-        f"{manifest['project']} ({manifest['platform']}, python {manifest['python']}; needs "
-        f"{target['os']} {target['arch']}{glibc}): {len(pkgs)} packages"
+        f"{manifest['project']} ({manifest['platform']}, python {manifest['python']}; needs {needs}): "
+        f"{len(pkgs)} packages"
     ]
     width = [max([len(p[k]) for p in pkgs] + [4]) for k in ("name", "version", "build")]
     lines.append(f"{'name':<{width[0]}}  {'version':<{width[1]}}  {'build':<{width[2]}}  channel")
@@ -119,6 +122,10 @@ def header_for(
         "OS": safe(target["os"], "target os"),
         "ARCH": safe(target["arch"], "target arch"),
         "MIN_GLIBC": safe(target.get("min_glibc") or "", "min_glibc"),
+        # the declared target (a manifest without one: what its files need)
+        "TARGET_GLIBC": safe(target.get("glibc") or target.get("min_glibc") or "", "target glibc"),
+        "TARGET_CPU": safe(target.get("cpu") or "", "target cpu"),
+        "TARGET_CUDA": safe(target.get("cuda") or "", "target cuda"),
         "FORMAT": fmt.name,
         "DECOMPRESS": fmt.decompress,
         "DECOMPRESSOR": fmt.program,

@@ -2,7 +2,10 @@
 
 The host's base installation is copied without site-packages, tests and GUI
 modules; ELF RUNPATHs are made $ORIGIN-relative, and text files naming the
-host prefix get a prefix placeholder (rewritten by the installer).
+host prefix get a prefix placeholder (rewritten by the installer). The
+package depends on `__glibc >=X.Y`, the highest GLIBC_x.y symbol version of
+its ELF files: it runs on this OS's glibc, and a solve for an older target
+machine says so.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from portable_env.channel.archive import paths_entry, write_conda, write_info
 from portable_env.channel.common import Tools, log, run_tool
+from portable_env.channel.convert import glibc_depends, tree_glibc
 from portable_env.channel.inputs import Host
 from portable_env.errors import UserError
 
@@ -153,7 +157,7 @@ def build_python_package(host: Host, work: Path, channel: Path, tools: Tools, ve
         "arch": host.machine,
         "build": f"h{build_hash}_0_cpython",
         "build_number": 0,
-        "depends": [f"python_abi {host.short}.* *_cp{host.nodot}"],
+        "depends": [f"python_abi {host.short}.* *_cp{host.nodot}", *glibc_depends(tree_glibc(tree))],
         "license": "Python-2.0",
         "name": "python",
         "platform": "linux",

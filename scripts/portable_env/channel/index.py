@@ -62,9 +62,15 @@ def index_channel(channel: Path) -> None:
 
 
 def solve_check(channel: Path, names: Sequence[str], host: Host, cache: Path) -> None:
-    """Solve all packages together, proving the channel is self-consistent."""
+    """Solve all packages together for this machine (its glibc), proving the channel is self-consistent."""
+    import platform
+
     import rattler
     from rattler.exceptions import SolverError
+
+    from portable_env.lock import Target, rattler_virtual_packages
+
+    here = Target(glibc=platform.libc_ver()[1] or "2.17", cpu=host.machine)
 
     async def solve() -> list[Any]:
         return await rattler.solve(
@@ -72,7 +78,7 @@ def solve_check(channel: Path, names: Sequence[str], host: Host, cache: Path) ->
             specs=list(names),
             gateway=rattler.Gateway(cache_dir=cache),
             platforms=[rattler.Platform(host.subdir), rattler.Platform("noarch")],
-            virtual_packages=rattler.VirtualPackage.detect(),
+            virtual_packages=rattler_virtual_packages(here, host.subdir),
         )
 
     try:
