@@ -49,15 +49,29 @@ def test_verify_refuses_unsafe_and_corrupt_archives(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_verify_import_names_only_required_and_in_env(tmp_path: Path) -> None:
+def test_verify_import_names_every_detected_package_that_was_installed(tmp_path: Path) -> None:
     deps = tmp_path / "deps.yml"
     deps.write_text(yaml.safe_dump({"required": ["scikit-learn", "scipy"], "optional": ["ujson"],
+                                    "on_demand": ["h5py"], "unresolved": ["nowhere"],
                                     "imports": {"scikit-learn": {"sklearn": ["a.py:1"]},
-                                                "scipy": {"scipy": ["a.py:2"]}, "ujson": {"ujson": ["b.py:1"]}}}))
-    assert verify.import_names(deps, None) == ["scipy", "sklearn"]
+                                                "scipy": {"scipy": ["a.py:2"]}, "ujson": {"ujson": ["b.py:1"]},
+                                                "h5py": {"h5py": ["p/io.py:3"]}, "nowhere": {"nowhere": ["c.py:1"]}}}))
+    assert verify.import_names(deps, None) == ["h5py", "scipy", "sklearn", "ujson"]
     env = tmp_path / "environment.yml"
-    env.write_text("dependencies: [python=3.11, scikit-learn>=1]\n")
-    assert verify.import_names(deps, env) == ["sklearn"]
+    env.write_text("dependencies: [python=3.11, scikit-learn>=1, h5py]\n")
+    assert verify.import_names(deps, env) == ["h5py", "sklearn"]
+    assert verify.import_packages(deps, env) == {"h5py": "h5py", "sklearn": "scikit-learn"}
+
+
+def test_leftover_prefix_finds_text_and_binary_files(tmp_path: Path) -> None:
+    build = b"/work/build/p/env"
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libx.so").write_bytes(b"\x7fELF\0\xff" + build + b"/lib\0")
+    (tmp_path / "lib" / "ok.so").write_bytes(b"\x7fELF\0\xff/elsewhere\0")
+    (tmp_path / "cfg.txt").write_bytes(build + b"/etc\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "conda-unpack").write_bytes(build)  # conda-pack's own list of old prefixes
+    assert verify.leftover_prefix(tmp_path, build) == ["cfg.txt", "lib/libx.so"]
 
 
 def run_probe(*args: str) -> subprocess.CompletedProcess:

@@ -5,6 +5,20 @@ package cache and hard-linked into the prefix. The prefix is removed first, so
 a half-installed environment from an interrupted run never survives. The
 install runs in a child process (``python -m portable_env.env``) and is retried
 when that process dies (py-rattler's installer was seen to segfault once).
+
+Post-link scripts run as conda runs them (rattler skips them by default and
+ignores their failures when asked to run them): after every package is
+linked, in dependency order, ``bash -x PREFIX/bin/.NAME-post-link.sh`` with
+PREFIX, ROOT_PREFIX, PKG_NAME, PKG_VERSION, PKG_BUILDNUM set and PREFIX/bin
+first on PATH; a failing one fails the install with its output, and the
+messages a script leaves in PREFIX/.messages.txt are printed (the file is
+removed). They run once, here on the build machine: conda-unpack never runs
+them on the target.
+
+An environment is incomplete (``check``) when a package file is missing, or
+when a package with `file_mode: binary` prefix placeholders has lost its
+package cache entry: conda-pack relocates those files only from the cache
+copy (``uncached_binaries``).
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from portable_env.errors import UserError
 from portable_env.lock import read_records
@@ -43,8 +58,28 @@ def missing_files(prefix: Path) -> list[str]:
     return missing
 
 
+def uncached_binaries(prefix: Path) -> dict[str, list[str]]:
+    """Package name -> its `file_mode: binary` placeholder files whose package
+    cache copy (the record's link.source) is gone: conda-pack cannot relocate them."""
+    lost: dict[str, list[str]] = {}
+    for record in sorted((prefix / "conda-meta").glob("*.json")):
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        source = (data.get("link") or {}).get("source") or data.get("extracted_package_dir") or ""
+        noarch = bool(data.get("noarch"))  # cached under other paths (site-packages/, python-scripts/)
+        for entry in (data.get("paths_data") or {}).get("paths") or []:
+            placeholder = entry.get("file_mode") == "binary" and entry.get("prefix_placeholder")
+            cached = os.path.isdir(source) and (noarch or os.path.isfile(os.path.join(source, entry["_path"])))
+            if placeholder and not (source and cached):
+                lost.setdefault(str(data.get("name") or record.stem), []).append(entry["_path"])
+    return lost
+
+
 def check(prefix: Path) -> int:
-    """0 when no package file of prefix is missing, else 1 with a message."""
+    """0 when no package file of prefix is missing and every binary-placeholder
+    file can be relocated, else 1 with a message."""
     missing = missing_files(prefix)
     if missing:
         print(
@@ -52,7 +87,50 @@ def check(prefix: Path) -> int:
             file=sys.stderr,
         )
         return 1
+    lost = uncached_binaries(prefix)
+    if lost:
+        print(
+            f"env: {prefix} is incomplete: the package cache entries of {', '.join(lost)} are gone "
+            "(their binary files can only be relocated from there); recreating it",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def post_link_scripts(prefix: Path, records: list[Any]) -> None:
+    """Run the packages' post-link scripts as conda does (in records' order); UserError naming a failing one."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CONDA_"))}
+    messages = prefix / ".messages.txt"
+    for r in records:
+        name = r.name.normalized
+        script = prefix / "bin" / f".{name}-post-link.sh"
+        if not script.is_file():
+            continue
+        print(f"env: running the post-link script of {name}", file=sys.stderr, flush=True)
+        env = dict(
+            base,
+            PREFIX=str(prefix),
+            ROOT_PREFIX=str(prefix),
+            PKG_NAME=name,
+            PKG_VERSION=str(r.version),
+            PKG_BUILDNUM=str(r.build_number),
+            PATH=os.pathsep.join(filter(None, [str(prefix / "bin"), base.get("PATH")])),
+        )
+        proc = subprocess.run(
+            ["bash", "-x", str(script)], env=env, cwd=prefix, stdin=subprocess.DEVNULL, capture_output=True, text=True
+        )
+        said = messages.read_text(errors="replace").strip() if messages.is_file() else ""
+        messages.unlink(missing_ok=True)
+        if said:
+            print(f"env: {name}: {said}", file=sys.stderr)
+        if proc.returncode != 0:
+            output = "\n".join(x for x in (said, proc.stdout.strip(), proc.stderr.strip()) if x)[-3000:]
+            raise UserError(
+                f"the post-link script of package {name} {r.version} (bin/.{name}-post-link.sh) failed "
+                f"(exit {proc.returncode}):\n{output}\n  the package does not work without it: pin another "
+                "build or version of it in project.yml ('packages:'), or leave it out"
+            )
 
 
 def compile_pyc(prefix: Path) -> None:
@@ -112,11 +190,13 @@ def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
             asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache_dir, show_progress=False))
         except InstallerError as again:
             raise UserError(
-                f"installing into {prefix} failed: {again}\n  delete the package cache {cache_dir} (safe) and run again"
+                f"installing into {prefix} failed: {again}\n  delete the package cache {cache_dir} and run again "
+                "(make recreates every environment that needs the deleted packages, fetching them again)"
             ) from None
     # rattler leaves its cache marker in the prefix; it names the build path
     # and is no part of the environment.
     (prefix / "CACHEDIR.TAG").unlink(missing_ok=True)
+    post_link_scripts(prefix, list(rattler.RepoDataRecord.sort_topologically(records)))
     marker = os.environ.get(FAULT_ENV)
     if marker and not os.path.exists(marker):
         Path(marker).touch()
@@ -160,7 +240,8 @@ def create(lock: Path, prefix: Path, cache_dir: Path, platform: str, compile_: b
         print(f"env: the installer died (signal {-rc}) on attempt {attempt} of {tries}", file=sys.stderr)
     raise UserError(
         f"the installer kept dying; {prefix} was removed. Run the same make command again; "
-        f"if it keeps failing, run with V=1 and delete the package cache {cache_dir} (safe)."
+        f"if it keeps failing, run with V=1 and delete the package cache {cache_dir} "
+        "(make then recreates every environment that needs it, fetching its packages again)."
     )
 
 

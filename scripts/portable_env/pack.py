@@ -20,6 +20,21 @@ on any checkout path, at any time and with any number of threads:
 Files no package owns that do not contain the build path (shipped code,
 the manifest, compiled .pyc files) are packed as they are, so
 bin/conda-unpack does not list them with the build path.
+
+Scripts run without activation: every bin/ script whose first line starts
+the environment's python (`#!<prefix>/bin/python3.X`, as packages' entry
+points and scripts are installed, or `#!/usr/bin/env python3.X`) and
+bin/conda-unpack get a first line that finds the python beside the script
+(symlinks resolved) instead of conda-pack's `#!/usr/bin/env python3.X`,
+which picks the target's own python, or none: they run at any unpack path,
+before and after conda-unpack, with any PATH (RELOCATABLE_SHEBANG).
+
+Binary prefixes are never left behind: a `file_mode: binary` file with a
+prefix placeholder (conda-forge's bin/python3.X, libpython, libcrypto) is
+relocated from its package cache copy; when that copy is gone
+(env.uncached_binaries) pack refuses, naming the files, their packages and
+the fix, instead of packing the file with the build path in it (conda-pack
+only warns).
 The archive is written to OUT.tmp and renamed.
 """
 
@@ -31,6 +46,8 @@ import io
 import json
 import lzma
 import os
+import re
+import shutil
 import struct
 import sys
 import tarfile
@@ -44,6 +61,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from portable_env import formats
+from portable_env.env import uncached_binaries
 from portable_env.errors import UserError
 
 # slim: true leaves these out (fnmatch on paths in the prefix; '*' crosses
@@ -130,6 +148,96 @@ def _unowned_pycs(prefix: Path, known: set[str]) -> list[str]:
     return sorted(found)
 
 
+# --- scripts that run without activation -------------------------------------
+
+# The pip/distlib polyglot: /bin/sh runs line 2 (exec the python beside the
+# script's real path), python reads lines 2-3 as a string and runs the rest.
+RELOCATABLE_SHEBANG = (
+    "#!/bin/sh\n"
+    '\'\'\'exec\' "$(dirname -- "$(readlink -f -- "$0" 2>/dev/null || printf %s "$0")")/{python}"'
+    '{options} "$0" "$@"\n'
+    "' '''\n"
+)
+_SHEBANG = re.compile(rb"#![ \t]*(\S+)([^\n]*)\n")
+_PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
+_OPTION = re.compile(r"-[A-Za-z]+")
+
+
+def env_python_of(first: bytes, prefix: bytes, pythons: set[str]) -> tuple[str, list[str]] | None:
+    """(python name, options) when a script's first bytes start the
+    environment's python at prefix (or `/usr/bin/env pythonX` with that
+    python in the environment: conda-pack's and rattler's long-path form)."""
+    m = _SHEBANG.match(first)
+    if not m:
+        return None
+    exe, words = m.group(1), m.group(2).decode(errors="replace").split()
+    if exe.startswith(prefix + b"/bin/"):
+        name = exe[len(prefix) + 5 :].decode(errors="replace")
+    elif exe == b"/usr/bin/env" and words:
+        name, words = words[0], words[1:]
+    else:
+        return None
+    if not _PYTHON_NAME.fullmatch(name) or name not in pythons or not all(_OPTION.fullmatch(w) for w in words):
+        return None
+    return name, words
+
+
+def relocatable(data: bytes, python: str, options: list[str]) -> bytes:
+    """A script with its first line replaced by RELOCATABLE_SHEBANG."""
+    head = RELOCATABLE_SHEBANG.replace("{python}", python).replace("{options}", "".join(f" {o}" for o in options))
+    return head.encode() + (data.split(b"\n", 1)[1] if b"\n" in data else b"")
+
+
+def _relocatable_scripts(prefix: Path, files: list[Any], scratch: Path) -> list[Any]:
+    """files with each bin/ script that starts the env's python replaced by
+    a relocatable copy written under scratch (never the env's own file: it
+    is a hardlink into the package cache)."""
+    from conda_pack import File
+
+    bin_dir = prefix / "bin"
+    pythons = {p.name for p in bin_dir.glob("python*")} if bin_dir.is_dir() else set()
+    raw = str(prefix).encode()
+    out = []
+    for file in files:
+        path = prefix / file.target
+        if not file.target.startswith("bin/") or file.target.count("/") != 1 or path.is_symlink() or not path.is_file():
+            out.append(file)
+            continue
+        with open(path, "rb") as fh:
+            found = env_python_of(fh.read(512), raw, pythons)
+        if found is None:
+            out.append(file)
+            continue
+        data = relocatable(path.read_bytes(), *found)
+        copy = scratch / file.target
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(data)
+        os.chmod(copy, path.stat().st_mode & 0o777)
+        if raw in data:  # the build path further down: conda-unpack rewrites it
+            out.append(
+                File(str(copy), file.target, is_conda=file.is_conda, prefix_placeholder=str(prefix), file_mode="text")
+            )
+        else:
+            out.append(File(str(copy), file.target, is_conda=file.is_conda, file_mode=None))
+    return out
+
+
+def refuse_uncached_binaries(prefix: Path, project: str = "") -> None:
+    """UserError when a binary-placeholder file cannot be restored from the package cache."""
+    lost = uncached_binaries(prefix)
+    if not lost:
+        return
+    shown = [f"  {name}: {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}" for name, paths in lost.items()]
+    p = project or "<project>"
+    raise UserError(
+        f"{prefix}: {sum(map(len, lost.values()))} files carry a binary prefix placeholder but their package "
+        "cache entries are gone, so conda-pack cannot relocate them (the archive would point at the build path):\n"
+        + "\n".join(shown)
+        + f"\n  recreate the environment, which fetches those packages again: make PROJECT={p} clean, "
+        f"then make PROJECT={p} pack"
+    )
+
+
 def _as_packed(file: Any, prefix: bytes) -> Any:
     """An unowned file without the build path in it needs no rewriting: pack
     it as it is (conda-pack would list it in bin/conda-unpack, with the build
@@ -148,9 +256,10 @@ def _as_packed(file: Any, prefix: bytes) -> Any:
     return file
 
 
-def conda_env(prefix: Path, slim: bool = False) -> Any:
+def conda_env(prefix: Path, slim: bool = False, scratch: Path | None = None) -> Any:
     """The conda_pack.CondaEnv to pack: every file of prefix (compiled .pyc
     files included), unowned files without the build path as they are,
+    scripts made relocatable (copies written under scratch, when given),
     SLIM_EXCLUDES left out when slim."""
     from conda_pack import CondaEnv, File
 
@@ -161,7 +270,10 @@ def conda_env(prefix: Path, slim: bool = False) -> Any:
         for rel in _unowned_pycs(Path(env.prefix), known)
     ]
     raw_prefix = env.prefix.encode()
-    env = CondaEnv(env.prefix, [_as_packed(f, raw_prefix) for f in [*env.files, *extra]])
+    files = [_as_packed(f, raw_prefix) for f in [*env.files, *extra]]
+    if scratch is not None:
+        files = _relocatable_scripts(Path(env.prefix), files, scratch)
+    env = CondaEnv(env.prefix, files)
     if slim:
         for pattern in SLIM_EXCLUDES:
             env = env.exclude(pattern)
@@ -310,7 +422,11 @@ def rewrite(plain_tar: Path, sink: Writer, mtime: int) -> None:
                 continue
             data = src.extractfile(member)
             assert data is not None  # a regular file
-            if is_record(member.name):
+            if member.name == "bin/conda-unpack":  # conda-pack writes `#!/usr/bin/env python`
+                body = relocatable(data.read(), "python", [])
+                info.size = len(body)
+                dst.addfile(info, io.BytesIO(body))
+            elif is_record(member.name):
                 body = scrub_record(data.read())
                 info.size = len(body)
                 dst.addfile(info, io.BytesIO(body))
@@ -339,8 +455,10 @@ def pack(
     mtime: int | None = None,
     slim: bool = False,
     verbose: bool = False,
+    project: str = "",
 ) -> None:
-    """Pack prefix into out (through out.tmp); UserError on a bad environment or format."""
+    """Pack prefix into out (through out.tmp); UserError on a bad environment
+    or format, or on files that cannot be relocated (project: named in the fix)."""
     from conda_pack import CondaPackException
 
     form = formats.get(fmt)
@@ -350,6 +468,7 @@ def pack(
         raise UserError(f"compression level {level} does not fit {fmt}: valid levels {form.levels[0]}-{form.levels[1]}")
     if not (prefix / "conda-meta").is_dir():
         raise UserError(f"{prefix} is not a conda environment (no conda-meta/); rebuild it with make env")
+    refuse_uncached_binaries(prefix, project)
     stamp = env_mtime(prefix) if mtime is None else mtime
     if slim:
         count, size = slimmed_bytes(prefix)
@@ -360,10 +479,12 @@ def pack(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     plain = out.with_name(out.name + ".plain.tar")
+    scratch = out.with_name(out.name + ".scripts")
     try:
         try:
             with _temp_files_in(out.parent):
-                conda_env(prefix, slim).pack(output=str(plain), format="tar", verbose=verbose, force=True)
+                shutil.rmtree(scratch, ignore_errors=True)
+                conda_env(prefix, slim, scratch).pack(output=str(plain), format="tar", verbose=verbose, force=True)
         except CondaPackException as exc:
             raise UserError(
                 f"conda-pack refused {prefix}: {exc}\n  rebuild the environment: rm -rf {prefix} and run make again"
@@ -384,3 +505,4 @@ def pack(
     finally:
         tmp.unlink(missing_ok=True)
         plain.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)

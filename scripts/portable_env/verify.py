@@ -6,10 +6,17 @@
 3. run `bin/python bin/conda-unpack` there;
 4. with a clean environment (no PATH python, PYTHONPATH, PYTHONHOME), run
    THE import probe (portable_env.probe, the installer's too) with the
-   unpacked `bin/python`: every import name imports, `sys.prefix` is the
-   new directory;
-5. check that no text file still contains the build prefix;
-6. run the project's `smoke_test` command, if any, with the unpacked bin/
+   unpacked `bin/python`: every import name of every installed detected
+   package (required, optional, on-demand) imports, `sys.prefix` is the new
+   directory; a failure names the import and its package;
+5. run every python script in bin/ (packages' console scripts) as a user
+   does without activation (`env -i PATH=/usr/bin:/bin`, another working
+   directory): it must start the unpacked python (a .pth hook in the
+   throwaway copy reports sys.prefix and exits before the script's code);
+   with pip installed, `bin/python -m pip --version` runs pip from there;
+6. check that no file, text or binary, still contains the build prefix
+   (a bytes search), naming the packages of the files that do;
+7. run the project's `smoke_test` command, if any, with the unpacked bin/
    first on PATH.
 The unpacked copy is removed afterwards.
 """
@@ -51,15 +58,25 @@ def check_checksum(tarball: Path, sha_file: Path) -> None:
         )
 
 
-def import_names(deps: Path, env_file: Path | None) -> list[str]:
-    """Import names of the required packages (those in the environment.yml, if given)."""
+# deps.yml lists of detected packages; verify imports those that were installed.
+DETECTED = ("required", "optional", "on_demand")
+
+
+def import_packages(deps: Path, env_file: Path | None) -> dict[str, str]:
+    """Import name -> package of the detected packages (required, optional,
+    on-demand) that were installed: those in the environment.yml, if given."""
     data = yaml.safe_load(deps.read_text()) or {}
-    required = set(data.get("required") or [])
+    detected = {pkg for key in DETECTED for pkg in data.get(key) or []}
     if env_file:
         env = yaml.safe_load(env_file.read_text()) or {}
-        required &= {spec_name(s) for s in env.get("dependencies") or []}
+        detected &= {spec_name(s) for s in env.get("dependencies") or []}
     evidence = data.get("imports") or {}
-    return sorted({name for pkg in required for name in (evidence.get(pkg) or {}) if name})
+    return {name: pkg for pkg in sorted(detected) for name in (evidence.get(pkg) or {}) if name}
+
+
+def import_names(deps: Path, env_file: Path | None) -> list[str]:
+    """Import names of the installed detected packages (import_packages)."""
+    return sorted(import_packages(deps, env_file))
 
 
 def safe_extract(tarball: Path, dest: Path) -> None:
@@ -92,8 +109,8 @@ def run_unpack(root: Path, env: dict[str, str]) -> None:
         raise UserError(f"bin/conda-unpack failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
 
 
-def run_imports(root: Path, names: list[str], env: dict[str, str]) -> None:
-    """THE import probe, run by the unpacked python."""
+def run_imports(root: Path, names: list[str], env: dict[str, str], packages: dict[str, str] | None = None) -> None:
+    """THE import probe, run by the unpacked python (packages: import name -> package, for messages)."""
     proc = subprocess.run(
         [str(root / "bin" / "python"), "-c", probe.source(), "--json", str(root), *names],
         env=env,
@@ -107,7 +124,13 @@ def run_imports(root: Path, names: list[str], env: dict[str, str]) -> None:
     if not result["relocated"]:
         raise UserError(f"sys.prefix is {result['prefix']}, not the unpack directory {root}: not relocated")
     if result["failed"]:
-        raise UserError("imports failed in the unpacked environment:\n" + "\n".join(probe.problems(result, str(root))))
+        lines = probe.problems(result, str(root))
+        owners = packages or {}
+        named = [
+            f"{line} (package {owners[n]})" if n in owners else line
+            for n, line in zip(result["failed"], lines, strict=False)
+        ]
+        raise UserError("imports failed in the unpacked environment:\n" + "\n".join(named + lines[len(named) :]))
 
 
 def run_smoke_test(root: Path, command: str, env: dict[str, str]) -> None:
@@ -121,17 +144,154 @@ def run_smoke_test(root: Path, command: str, env: dict[str, str]) -> None:
 
 
 def leftover_prefix(root: Path, prefix: bytes) -> list[str]:
-    """Text files (no NUL byte) under root that still contain prefix."""
+    """Files (text and binary) under root that still contain prefix."""
     hits = []
     for dirpath, _dirs, files in os.walk(root):
         for fname in files:
             path = Path(dirpath, fname)
-            if path.is_symlink():
+            if path.is_symlink() or not path.is_file():
                 continue
-            data = path.read_bytes()
-            if prefix in data and b"\0" not in data[:8192]:
-                hits.append(str(path.relative_to(root)))
+            with open(path, "rb") as fh:
+                if prefix in fh.read():
+                    hits.append(path.relative_to(root).as_posix())
     return sorted(set(hits) - EXPECTED_PREFIX_FILES)
+
+
+def owners(root: Path) -> dict[str, str]:
+    """File -> name of the package that installed it (the unpacked conda-meta records)."""
+    found = {}
+    for record in sorted((root / "conda-meta").glob("*.json")):
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        for rel in data.get("files") or []:
+            found[rel] = str(data.get("name") or record.stem)
+    return found
+
+
+def check_leftover_prefix(root: Path, build_prefix: str, project: str = "") -> None:
+    """UserError naming the files (and their packages) that still contain the build prefix."""
+    hits = leftover_prefix(root, build_prefix.encode())
+    if not hits:
+        return
+    by = owners(root)
+    shown = []
+    for rel in hits[:20]:
+        with open(root / rel, "rb") as fh:
+            kind = "binary" if b"\0" in fh.read(8192) else "text"
+        shown.append(f"  {rel} ({kind}, {'package ' + by[rel] if rel in by else 'no package'})")
+    p = project or "<project>"
+    raise UserError(
+        f"{len(hits)} files still contain the build prefix {build_prefix}:\n"
+        + "\n".join(shown)
+        + f"\n  they would point at the build machine; recreate the environment (its package cache entries "
+        f"were probably gone): make PROJECT={p} clean, then make PROJECT={p} pack"
+    )
+
+
+# --- scripts and pip without activation ----------------------------------------
+
+ENTRY_HOOK = "zzz-portable-env-verify.pth"
+ENTRY_VAR = "PORTABLE_ENV_VERIFY_ENTRY"  # not PYTHON*: python -E still sees it
+# A .pth line runs at startup, before the script's own code: report where
+# this python lives and stop, so no console script does any work here.
+ENTRY_CODE = (
+    "import os, sys, json; "
+    f"os.environ.get({ENTRY_VAR!r}) and (print(json.dumps([sys.executable, sys.prefix])), "
+    "sys.stdout.flush(), os._exit(0))\n"
+)
+POLYGLOT = b"'" * 3 + b"exec'"  # line 2 of pack.RELOCATABLE_SHEBANG
+
+
+def python_scripts(root: Path) -> list[str]:
+    """bin/ files that run with a python: a python shebang or the relocatable polyglot."""
+    found = []
+    bin_dir = root / "bin"
+    for path in sorted(bin_dir.iterdir()) if bin_dir.is_dir() else []:
+        if path.is_symlink() or not path.is_file() or path.name.startswith("."):
+            continue
+        with open(path, "rb") as fh:
+            head = fh.read(256).split(b"\n")
+        first = head[0]
+        if (first.startswith(b"#!") and b"python" in first) or (
+            first.startswith(b"#!/bin/sh") and len(head) > 1 and head[1].startswith(POLYGLOT)
+        ):
+            found.append(path.name)
+    return found
+
+
+def site_packages(root: Path) -> Path | None:
+    """The unpacked environment's site-packages folder, if it has one."""
+    found = sorted((root / "lib").glob("python3*/site-packages"))
+    return found[0] if found else None
+
+
+def run_scripts(root: Path, env: dict[str, str], cwd: Path) -> int:
+    """Run every python script of bin/ without activation; UserError naming those
+    that do not start the unpacked python. Returns how many ran."""
+    names = python_scripts(root)
+    site = site_packages(root)
+    if not names or site is None:
+        return 0
+    hook = site / ENTRY_HOOK
+    hook.write_text(ENTRY_CODE)
+    bad = []
+    try:
+        for name in names:
+            try:
+                proc = subprocess.run(
+                    [str(root / "bin" / name)],
+                    env=dict(env, **{ENTRY_VAR: "1"}),
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                bad.append(f"  bin/{name}: {exc}")
+                continue
+            lines = proc.stdout.strip().splitlines()
+            try:
+                exe, prefix = json.loads(lines[-1]) if lines else (None, None)
+            except ValueError:
+                exe, prefix = None, None
+            if prefix is None or os.path.realpath(prefix) != os.path.realpath(root):
+                why = f"started {exe}" if exe else f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+                bad.append(f"  bin/{name}: {why}")
+    finally:
+        hook.unlink(missing_ok=True)
+    if bad:
+        raise UserError(
+            f"{len(bad)} scripts in bin/ do not start the packed python without activation "
+            "(env -i PATH=/usr/bin:/bin):\n" + "\n".join(bad)
+        )
+    return len(names)
+
+
+def has_package(root: Path, name: str) -> bool:
+    """Whether the unpacked environment holds the conda package name."""
+    for record in (root / "conda-meta").glob(f"{name}-*.json"):
+        try:
+            if json.loads(record.read_text()).get("name") == name:
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def run_pip(root: Path, env: dict[str, str], cwd: Path) -> None:
+    """`bin/python -m pip --version` runs the unpacked environment's pip."""
+    proc = subprocess.run(
+        [str(root / "bin" / "python"), "-m", "pip", "--version"], env=env, cwd=cwd, capture_output=True, text=True
+    )
+    where = os.path.realpath(root)
+    if proc.returncode != 0 or where not in os.path.realpath(proc.stdout.split(" from ", 1)[-1].split(" (")[0]):
+        raise UserError(
+            f"bin/python -m pip --version does not run the packed pip (exit {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip()[-1000:]}"
+        )
 
 
 def manifest_imports(root: Path) -> list[str]:
@@ -149,8 +309,11 @@ def verify(
     workdir: Path | None = None,
     smoke: str = "",
     sha_file: Path | None = None,
+    packages: dict[str, str] | None = None,
+    project: str = "",
 ) -> float:
-    """Run every check (names None: the archive manifest's imports); returns the seconds taken."""
+    """Run every check (names None: the archive manifest's imports; packages:
+    import name -> package, for messages); returns the seconds taken."""
     start = time.monotonic()
     if not tarball.is_file():
         raise UserError(f"{tarball}: no such archive; build it with make PROJECT=<name> pack")
@@ -169,12 +332,14 @@ def verify(
         if names is None:
             names = manifest_imports(root)
         print(f"verify: importing {len(names)} modules: {' '.join(names)}", file=sys.stderr, flush=True)
-        run_imports(root, names, env)
+        run_imports(root, names, env, packages)
+        ran = run_scripts(root, env, tmp)
+        if ran:
+            print(f"verify: {ran} scripts in bin/ start the packed python without activation", file=sys.stderr)
+        if has_package(root, "pip"):
+            run_pip(root, env, tmp)
         if build_prefix:
-            hits = leftover_prefix(root, build_prefix.encode())
-            if hits:
-                shown = "\n".join(f"  {h}" for h in hits[:20])
-                raise UserError(f"{len(hits)} text files still contain the build prefix {build_prefix}:\n{shown}")
+            check_leftover_prefix(root, build_prefix, project)
         if smoke:
             print(f"verify: smoke test: {smoke}", file=sys.stderr, flush=True)
             run_smoke_test(root, smoke, env)
