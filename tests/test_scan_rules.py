@@ -163,3 +163,17 @@ def test_a_magic_as_the_only_body_of_a_block_parses(tmp_path: Path) -> None:
     assert cell_source(src) == "if missing:\n    pass\nfor f in files:\n    pass\n    # why?\nimport yaml"
     res = scan(write(tmp_path, {"nb.ipynb": notebook(src, "def f():\n    x = 1\n    %timeit f()\n")}))
     assert res.unparsed == [] and res.required == {"pyyaml"}
+
+
+def test_a_namespace_folder_no_package_is_known_by_is_the_projects_own(tmp_path: Path) -> None:
+    """`from mylab import models` where mylab/ is a folder of the project
+    without __init__.py (a namespace package run from the project root) and
+    no conda package is known by that name: local code, not a package."""
+    proj = write(tmp_path, {
+        "mylab/train.py": "import numpy\nfrom mylab import models, evaluate\nfrom mylab.serve import app\n",
+        "mylab/config.py": "",
+        "numpy/readme.ipynb": notebook("import numpy\n"),
+    })
+    res = scan(proj)
+    assert "mylab" not in res.required | res.on_demand | res.optional
+    assert "numpy" in res.required, "a known package is never hidden by a folder"

@@ -21,7 +21,10 @@ Rules:
   modules, src/ layouts, relative imports, modules a notebook writes with
   `%%writefile x.py`; a folder without __init__.py never hides the
   installed package it is named after: `import numpy` beside a notebooks
-  folder numpy/ is numpy, as in Python), the standard library of the
+  folder numpy/ is numpy, as in Python; but a name no package is known by
+  that is such a folder is the project's own namespace package:
+  `from madewithml import models` with madewithml/ and no
+  madewithml/models.py cached), the standard library of the
   target Python (any newer one's too, Python 2's), `if TYPE_CHECKING:`
   blocks, examples/ and docs/ folders shipped inside a package, branches
   for other platforms or Python versions, Windows/macOS-only modules and
@@ -169,8 +172,8 @@ def scan(
         if never_a_package(top, stdlib, newer) or local.is_local(u.name) or top in parsed.written:
             continue
         pkg, key, layer = resolver.resolve(u.name)
-        if layer == "identity" and key == top and local.is_sibling(top, u.path):
-            continue  # a sibling module imported Python-2 style (implicit relative)
+        if layer == "identity" and key == top and (local.is_sibling(top, u.path) or top in local.namespaces):
+            continue  # a sibling module imported Python-2 style, or the project's own namespace folder
         if not pkg or canon(pkg) in excluded or u.typing:
             continue  # ignored by a mapping (""), excluded, or annotations only
         if u.guarded or (u.soft and u.package):

@@ -61,6 +61,7 @@ SAME = [
     ("pyzmq", "zmq"),
     ("protobuf", "google-protobuf"),
     ("cython",),
+    ("ray", "ray-core", "ray-default"),
 ]
 ALIAS = {canon(n): canon(g[0]) for g in SAME for n in g}
 IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+([A-Za-z_]\w*)[\w.]*[ \t]+import|import[ \t]+([A-Za-z_][\w., \t]*))", re.M)
@@ -149,9 +150,10 @@ def imported_names(text: str) -> set[str]:
 
 def own_modules(root: Path) -> set[str]:
     """Names of the repository's own modules (x.py, packages x/__init__.py,
-    files its notebooks write with %%writefile)."""
+    folders of modules at the root, files its notebooks write with %%writefile)."""
     out = {p.stem for p in root.rglob("*.py")}
     out |= {p.parent.name for p in root.rglob("__init__.py")}
+    out |= {p.parent.name for p in root.glob("*/*.py")}  # namespace folders at the root (run from there)
     for nb in root.rglob("*.ipynb"):
         out.update(WRITEFILE_RE.findall(nb.read_text(errors="replace")))
     return out
