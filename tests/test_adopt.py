@@ -256,3 +256,27 @@ def test_adopt_setting_refuses_other_values(tmp_path: Path, value: str, message:
         resolve(tmp_path / "p", root=REPO)
     (tmp_path / "p" / "project.yml").write_text("adopt: all\n")
     assert resolve(tmp_path / "p", root=REPO).adopt == "all"
+
+
+def test_a_version_the_project_asks_for_that_the_environment_lacks_is_an_error(world: World) -> None:
+    world.repo.project("pinned", {"main.py": "import yaml\n"}, settings='packages: ["six>=99"]\n')
+    proc = world.adopt("pinned", world.env)
+    assert proc.returncode == 1
+    assert "the project asks for 'six>=99'; FROM has six 1.17.0 py_0" in proc.stderr, proc.stderr
+
+
+def test_pypi_records_and_pip_over_conda_are_listed(world: World, tmp_path: Path) -> None:
+    env = meta_copy(world, tmp_path, {})
+    (env / "conda-meta" / "requests-2.32.0-pypi_0.json").write_text(
+        json.dumps({"name": "requests", "version": "2.32.0", "build": "pypi_0", "channel": "pypi"}))
+    site = env / "lib" / f"python{world.python}" / "site-packages" / "PyYAML-7.0.dist-info"
+    site.mkdir(parents=True)
+    (site / "METADATA").write_text("Metadata-Version: 2.1\nName: PyYAML\nVersion: 7.0\n")
+    proc = world.adopt("tiny", env)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in proc.stdout.split("not in the lock", 1)[1]
+            .splitlines()[1:] if line.startswith("  ")}
+    assert rows["requests"] == ["2.32.0", "conda-meta/requests-2.32.0-pypi_0.json"], rows
+    assert rows["PyYAML"][0] == "7.0" and rows["PyYAML"][1].endswith(
+        "(over conda's pyyaml 6.0.4 py311_0: the lock has conda's)"), rows
+    assert "requests" not in world.locked("tiny")

@@ -436,8 +436,8 @@ def missing_message(missing: list[str], env: Env, scan: dict[str, Any], settings
         if canon(name) in pip:
             p = pip[canon(name)]
             lines.append(
-                f"      it is pip-installed in FROM ({p.name} {p.version}, {p.where}): the lock holds conda "
-                f"packages only; install it with conda (conda install -p {env.prefix} {name}) and adopt again"
+                f"      it is pip-installed in FROM ({p.name} {p.version}, {p.where}): a lock holds conda packages "
+                "only (PyPI packages: issue 15's `pypi:` setting)"
             )
         for imp, files in imports.items():
             shown = ", ".join(files[:3]) + (" ..." if len(files) > 3 else "")
@@ -543,7 +543,7 @@ def adopt(
         rows += [[n, str(env.records[n].version), str(env.records[n].build), why[n]] for n in sorted(why)]
         print("\n".join(_table(rows)))
     if env.pip:
-        print("adopt: not in the lock (pip-installed, not conda packages; the `pypi:` setting carries them):")
+        print("adopt: not in the lock (pip-installed, not conda packages; install them with conda, or see issue 15):")
         conda = {canon(n): n for n in env.records}
         table = [["package", "version", "where"]]
         for p in sorted(env.pip, key=lambda p: canon(p.name)):
