@@ -478,6 +478,21 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
+def foreign_channels(records: list[Any], channels: list[str]) -> list[str]:
+    """The channels records come from (their URLs) that are not among channels (names and URLs compared
+    as rattler resolves them)."""
+    import rattler
+
+    def base(url: str) -> str:
+        try:
+            return str(rattler.Channel(url).base_url)
+        except Exception:  # not a channel rattler can name: compare as written
+            return url.rstrip("/") + "/"
+
+    project = {base(c) for c in channels}
+    return sorted({u for r in records if base(u := str(r.url).rsplit("/", 2)[0]) not in project})
+
+
 def dropped_reasons(env: Env, kept: dict[str, str]) -> dict[str, str]:
     """Why each record not kept was dropped."""
     users: dict[str, list[str]] = {}
@@ -552,12 +567,12 @@ def adopt(
                 note += f" (over conda's {_show(env.records[conda[canon(p.name)]])}: the lock has conda's)"
             table.append([p.name, p.version or "?", note])
         print("\n".join(_table(table)))
-    channels = set(lock.read_env_file(env_file).channels)
-    foreign = sorted({str(r.url).rsplit("/", 2)[0] for r in records} - {c.rstrip("/") for c in channels})
+    foreign = foreign_channels(records, lock.read_env_file(env_file).channels)
     if foreign:
         print(
-            f"adopt: note: packages come from {', '.join(foreign)}, not the project's channels "
-            f"({', '.join(sorted(channels))}); make lock would re-solve against the latter",
+            f"adopt: note: packages come from {', '.join(foreign)}, not from the project's channels; "
+            "make lock would re-solve against those (set channels: in "
+            f"{settings.settings_file} or CHANNELS= to keep them)",
             file=sys.stderr,
         )
     print(f"adopt: make PROJECT={settings.project} pack now builds exactly these versions (no solve)")
