@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Repo, run, script
+from conftest import HOST_GLIBC, Repo, run, script
 from portable_env import formats, installer, manifest, probe
 
 TINY = {
@@ -76,6 +76,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, channel: str, host_python: s
            *eps, check=True)
     meta = env / "share" / "portable-env"
     common = ["--prefix", str(env), "--deps", str(deps), "--project", "tiny", "--platform", "linux-64",
+              "--settings", str(kdir / "settings.json"),
               "--lock", str(kdir / "rattler-lock.yml"), "--lock", str(kdir / "conda-linux-64.lock")]
     script("write-manifest", *common, "--out-manifest", str(meta / "manifest.json"),
            "--out-sbom", str(meta / "sbom.cdx.json"), check=True)
@@ -157,7 +158,8 @@ def test_manifest_refuses_an_env_that_is_not_the_lock(built: Built, tmp_path: Pa
 def test_manifest_is_reproducible(built: Built, tmp_path: Path) -> None:
     out = tmp_path / "again.json"
     script("write-manifest", "--prefix", str(built.env), "--deps", str(built.kdir / "deps.yml"),
-           "--project", "tiny", "--platform", "linux-64", "--out-manifest", str(out),
+           "--project", "tiny", "--platform", "linux-64", "--settings", str(built.kdir / "settings.json"),
+           "--out-manifest", str(out),
            "--out-sbom", str(tmp_path / "again.cdx.json"), "--lock", str(built.kdir / "rattler-lock.yml"),
            "--lock", str(built.kdir / "conda-linux-64.lock"), check=True)
     assert out.read_bytes() == built.inner_manifest.read_bytes()
@@ -214,6 +216,9 @@ def readelf_glibc(path: Path) -> tuple[int, int]:
 def test_min_glibc_is_the_highest_symbol_version(built: Built) -> None:
     target = json.loads(built.manifest.read_text())["target"]
     assert (target["os"], target["arch"]) == ("Linux", "x86_64")
+    # The declared target (make's TARGET_GLIBC= for the local channel), as the lock was solved for it.
+    assert (target["glibc"], target["cpu"], target["cuda"]) == (HOST_GLIBC, "x86_64", None)
+    assert {f"__glibc={HOST_GLIBC}=0", "__archspec=1=x86_64"} <= set(target["virtual_packages"])
     evidence = target["glibc_evidence"]["elf"]
     assert evidence["elf_files"] > 0
     found = readelf_glibc(built.env / evidence["file"])
@@ -292,9 +297,12 @@ def test_installer_refuses_a_changed_payload(built: Built, tmp_path: Path) -> No
 
 
 def test_installer_refuses_an_old_glibc_before_unpacking(built: Built, tmp_path: Path) -> None:
-    need = json.loads(built.manifest.read_text())["target"]["min_glibc"]
+    target = json.loads(built.manifest.read_text())["target"]
+    need, files_need = target["glibc"], target["min_glibc"]
     proc = bash(f"bash {built.installer} -p {tmp_path / 'out'}", tmp_path, PORTABLE_ENV_GLIBC_VERSION="2.17")
-    assert proc.returncode == 1 and f"needs glibc >= {need}, this machine has 2.17" in proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert f"built for glibc >= {need} (its target glibc; its files need {files_need}), this machine has 2.17" \
+        in proc.stderr
     assert not (tmp_path / "out").exists()
     ok = bash(f"bash {built.installer} --check -p {tmp_path / 'out'}", tmp_path, PORTABLE_ENV_GLIBC_VERSION="99.0")
     assert ok.returncode == 0 and "can run tiny" in ok.stderr, ok.stderr

@@ -387,7 +387,7 @@ async def solve(
                 sources=channels,
                 specs=specs,
                 gateway=gateway,
-                platforms=[rattler.Platform(platform), rattler.Platform("noarch")],
+                platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")],
                 virtual_packages=rattler_virtual_packages(target, platform),
             )
         )

@@ -77,7 +77,7 @@ def solve_check(channel: Path, names: Sequence[str], host: Host, cache: Path) ->
             sources=[channel.as_uri()],
             specs=list(names),
             gateway=rattler.Gateway(cache_dir=cache),
-            platforms=[rattler.Platform(host.subdir), rattler.Platform("noarch")],
+            platforms=[rattler.Subdir(host.subdir), rattler.Subdir("noarch")],
             virtual_packages=rattler_virtual_packages(here, host.subdir),
         )
 
