@@ -41,9 +41,10 @@ $(eval $(call capture,CHANNELS,))
 $(eval $(call capture,PYTHON,))
 $(eval $(call capture,FORMAT,))
 $(eval $(call capture,TARGET_GLIBC,))
+$(eval $(call capture,FROM,))
 $(eval $(call capture,V,))
 $(foreach v,PKGS CACHE CHANNEL_DIR BENCH_ARGS BASE,$(eval override $(v) := $$(value $(v))))
-export PROJECT CHANNELS PYTHON FORMAT TARGET_GLIBC PKGS CACHE CHANNEL_DIR BENCH_ARGS BASE
+export PROJECT CHANNELS PYTHON FORMAT TARGET_GLIBC FROM PKGS CACHE CHANNEL_DIR BENCH_ARGS BASE
 
 VENV := .venv
 TOOLS := $(VENV)/.installed
@@ -53,7 +54,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 Q := $(if $(V),,@)
 CODE := $(wildcard scripts/portable_env/*.py scripts/portable_env/*/*.py)
 
-PROJECT_GOALS := settings deps env-file lock check-lock env pack verify manifest installer lock-diff size
+PROJECT_GOALS := settings deps env-file lock adopt check-lock env pack verify manifest installer lock-diff size
 DRY_RUN := $(findstring n,$(firstword $(filter-out -%,$(filter-out %=%,$(MAKEFLAGS)))))
 
 # --- The project name: checked in Make itself (no shell, no Python) ----------
@@ -80,6 +81,20 @@ ifneq ($(PROJECT_GOAL),)
   ifeq ($(wildcard projects/$(PROJECT)/.),)
     $(error error: no project '$(PROJECT)': projects/$(PROJECT)/ does not exist $(project_hint); \
       create it with make new PROJECT=$(PROJECT))
+  endif
+endif
+
+# adopt's FROM is checked before any step too (Make's wildcard reads it as a
+# file name pattern, never as code).
+ifneq ($(filter adopt,$(MAKECMDGOALS)),)
+  ifeq ($(strip $(FROM)),)
+    $(error error: adopt needs FROM=/path/to/env: a conda environment (a folder with conda-meta/))
+  else ifneq ($(words $(FROM)),1)
+    $(error error: adopt: FROM '$(FROM)' has white space; give the environment's path without spaces \
+      (a symlink to it works))
+  else ifeq ($(wildcard $(FROM)/conda-meta/.),)
+    $(error error: adopt: FROM '$(FROM)' is not a conda environment (no conda-meta/ folder in it); \
+      give the path of one, e.g. FROM=$$HOME/miniconda3/envs/dev)
   endif
 endif
 
@@ -239,6 +254,9 @@ env-file: $(ENV_FILE) ## Render build/PROJECT/KEY/environment.yml
 lock: $(ENV_FILE) | $(TOOLS) ## Re-solve PROJECT's lock now (otherwise only when environment.yml changes)
 	$(Q)$(STEP) lock scripts/lock-env --env-file $(ENV_FILE) --lock $(LOCK) --explicit $(EXPLICIT) \
 	  --platform $(PLATFORM) --cache-dir "$$CACHE" --deps $(DEPS) --settings $(SETTINGS) --force
+adopt: $(ENV_FILE) | $(TOOLS) ## Write PROJECT's lock from an existing conda env, without solving (FROM=/path/to/env)
+	$(Q)$(STEP) adopt scripts/adopt --from "$$FROM" --env-file $(ENV_FILE) --deps $(DEPS) --settings $(SETTINGS) \
+	  --lock $(LOCK) --explicit $(EXPLICIT) --pkgs "$$PKGS" --cache-dir "$$CACHE"
 check-lock: $(ENV_FILE) | $(TOOLS) ## Say whether PROJECT's lock is stale, without solving
 	$(Q)scripts/lock-env --env-file $(ENV_FILE) --lock $(LOCK) --explicit $(EXPLICIT) \
 	  --platform $(PLATFORM) --cache-dir "$$CACHE" --deps $(DEPS) --settings $(SETTINGS) --check

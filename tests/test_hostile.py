@@ -170,6 +170,14 @@ def test_yaml_booleans_and_block_scalars_are_honoured(world: tuple[Repo, Path]) 
     assert s["smoke_test"] == "echo a\necho 'b; c'\n"
 
 
+def test_adopt_from_is_data(world: tuple[Repo, Path]) -> None:
+    """FROM reaches adopt as data: a value with shell syntax is a path that
+    does not exist, and nothing runs or changes."""
+    repo, outside = world
+    for value in (f"../outside; {PWN}", f"$(shell {PWN})", f"`{PWN}`", ""):
+        assert_refused(repo, outside, ["PROJECT=example", f"FROM={value}", "adopt"], "adopt")
+
+
 def test_values_that_are_paths_stay_data(world: tuple[Repo, Path]) -> None:
     """PKGS/CACHE and friends are passed as data even when they look like code."""
     repo, _ = world
