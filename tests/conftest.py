@@ -75,7 +75,7 @@ class Repo:
             dst.parent.mkdir(parents=True, exist_ok=True)
             if src.is_dir():
                 shutil.copytree(src, dst, copy_function=shutil.copy2,
-                                ignore=shutil.ignore_patterns("__pycache__"))
+                                ignore=shutil.ignore_patterns("__pycache__", ".*.tmp", ".mypy_cache"))
             else:
                 shutil.copy2(src, dst)
         (root / ".venv").symlink_to(REPO / ".venv")
