@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,7 +212,8 @@ def readelf_glibc(path: Path) -> tuple[int, int]:
     return max([(int(a), int(b)) for a, b in re.findall(r"Name: GLIBC_(\d+)\.(\d+)", out)], default=(0, 0))
 
 
-@pytest.mark.skipif(shutil.which("readelf") is None, reason="needs readelf (binutils)")
+@pytest.mark.skipif(shutil.which("readelf") is None and not os.environ.get("CI"),
+                    reason="needs readelf (binutils); under CI (.ci/run installs it) a missing one fails")
 def test_min_glibc_is_the_highest_symbol_version(built: Built) -> None:
     target = json.loads(built.manifest.read_text())["target"]
     assert (target["os"], target["arch"]) == ("Linux", "x86_64")
@@ -342,6 +343,7 @@ def test_installer_header_is_shellcheck_clean(built: Built, tmp_path: Path) -> N
 def test_installers_of_other_formats(built: Built, tmp_path: Path, fmt: str) -> None:
     program = formats.FORMATS[fmt].program
     if program and shutil.which(program) is None:
+        assert not os.environ.get("CI"), f"CI must have {program} (.ci/run installs it)"
         pytest.skip(f"needs the {program} program")
     tarball = tmp_path / f"tiny-linux-64.{fmt}"
     script("pack-env", "--prefix", str(built.env), "--out", str(tarball), "--format", fmt, check=True)
@@ -378,12 +380,15 @@ def test_make_installer_errors(built: Built, tmp_path: Path) -> None:
     assert not (tmp_path / "i.sh").exists() and not (tmp_path / "i.sh.tmp").exists()
 
 
-def test_installer_template_tarball_listing_helper(built: Built) -> None:
-    """make-installer measures the payload by streaming it: every member counted."""
-    with tarfile.open(built.tarball) as tf:
-        files = tf.getmembers()
+def test_installer_template_tarball_listing_helper(built: Built, tmp_path: Path) -> None:
+    """The space the installer asks for covers what unpacking really takes
+    on disk (du of an unpacked copy), without asking for absurdly more."""
     kb = installer.archive_facts(built.tarball)
-    assert kb >= sum(m.size for m in files) // 1024
+    where = tmp_path / "unpacked"
+    where.mkdir()
+    run(["tar", "-xzf", str(built.tarball), "-C", str(where)], check=True)
+    used = int(run(["du", "-sk", str(where)], check=True).stdout.split()[0])
+    assert used <= kb <= 2 * used + 1024, (kb, used)
 
 
 def test_smoke_imports_are_required_installed_ones() -> None:

@@ -6,6 +6,7 @@ local channel (tests/conftest.py), then uses the tarball as a user would.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,7 +73,8 @@ def test_touch_repacks_nothing_and_a_new_import_repacks(repo: Repo, channel: str
     (pdir / "more.py").write_text("import attr\n")
     out = repo.make(*args)
     assert "solving" in out.stderr and "[tiny] verify: done" in out.stderr
-    assert "attr" in out.stderr  # the new import is verified in the unpacked copy
+    imported = re.search(r"verify: importing \d+ modules: (.*)", out.stderr)
+    assert imported and "attr" in imported[1].split()  # the new import is verified in the unpacked copy
     assert sha(tarball) != first
 
 
@@ -173,20 +175,25 @@ def test_malformed_settings_name_the_file_and_valid_keys(repo: Repo) -> None:
 
 
 def test_zstd_slim_compiled_pack(repo: Repo, channel: str, host_python: str, tmp_path: Path) -> None:
-    repo.project("fast", {"app.py": "import yaml\nimport dateutil\n"},
+    from slimpkg import KEPT, SLIMMED, slim_channel  # a package with tests/, include/, *.a and docs
+
+    repo.project("fast", {"app.py": "import yaml\nimport dateutil\nimport slimdemo\n"},
                  settings="format: tar.zst\ncompression_level: 3\nslim: true\ncompile: true\n")
-    out = repo.make("PROJECT=fast", *overrides(channel, host_python), "pack")
+    both = f"{channel} {slim_channel(tmp_path / 'slim')}"
+    out = repo.make("PROJECT=fast", *overrides(both, host_python), "pack")
     assert "slim: leaving out" in out.stderr and "compiling .pyc" in out.stderr
     tarball = repo.root / "dist" / "fast-linux-64.tar.zst"
     assert (repo.root / "dist" / "fast-linux-64.tar.zst.sha256").exists()
     listing = run(f"zstd -dc {tarball} | tar -tf -", check=True).stdout.split()
     assert any("/__pycache__/" in name and name.endswith(".pyc") for name in listing), "compiled"
     assert not any(name.startswith("include/") or name.endswith(".a") for name in listing), "slimmed"
+    assert not set(SLIMMED) & set(listing) and set(KEPT) <= set(listing), "slimdemo's tests, header, .a, docs"
     where = tmp_path / "t" / "fast"
     where.mkdir(parents=True)
     user = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "bash", "-c",
                            f"tar --zstd -xf {tarball} -C {where} && {where}/bin/python {where}/bin/conda-unpack && "
-                           f"{where}/bin/python -c 'import yaml, dateutil.parser'"], capture_output=True, text=True)
+                           f"{where}/bin/python -c 'import yaml, dateutil.parser, slimdemo'"], capture_output=True,
+                          text=True)
     assert user.returncode == 0, user.stderr
 
 
