@@ -1,6 +1,7 @@
 """create-env and portable_env.env: creating an environment from a lock, checking one is complete."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import script
@@ -32,3 +33,34 @@ def test_create_env_refuses_a_broken_lock_and_leaves_no_prefix(tmp_path: Path) -
     assert f"error: env: {lock} is not a readable lock file" in proc.stderr
     assert "error: env: could not create" in proc.stderr and "Traceback" not in proc.stderr
     assert not prefix.exists(), "the partial environment is removed"
+
+
+def test_compiled_sources_that_hold_the_prefix_lose_their_pyc(tmp_path: Path) -> None:
+    """_sysconfigdata-like files: conda-unpack rewrites the source, an unchecked-hash .pyc would keep the build path."""
+    prefix = tmp_path / "env"
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "conda-meta" / "python-3.11-0.json").write_text(json.dumps({"name": "python", "paths_data": {"paths": [
+        {"_path": "lib/python3.11/_sysconfigdata_x.py", "prefix_placeholder": "/opt/ph", "file_mode": "text"},
+        {"_path": "lib/python3.11/os.py"}]}}))
+    cache = prefix / "lib" / "python3.11" / "__pycache__"
+    cache.mkdir(parents=True)
+    for name in ("_sysconfigdata_x.cpython-311.pyc", "os.cpython-311.pyc"):
+        (cache / name).write_bytes(b"pyc")
+    assert env.prefix_pycs(prefix) == [cache / "_sysconfigdata_x.cpython-311.pyc"]
+
+
+def test_a_lost_cache_entry_of_binary_placeholder_files_makes_the_env_incomplete(tmp_path: Path) -> None:
+    prefix, cached = tmp_path / "env", tmp_path / "pkgs" / "libx-1-0"
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "lib").mkdir()
+    (prefix / "lib" / "libx.so").write_bytes(b"\0")
+    (prefix / "conda-meta" / "libx-1-0.json").write_text(json.dumps({
+        "name": "libx", "files": ["lib/libx.so"], "link": {"source": str(cached), "type": 1},
+        "paths_data": {"paths": [{"_path": "lib/libx.so", "prefix_placeholder": "/opt/ph", "file_mode": "binary"}]}}))
+    (cached / "lib").mkdir(parents=True)
+    (cached / "lib" / "libx.so").write_bytes(b"\0")
+    assert env.uncached_binaries(prefix) == {} and env.check(prefix) == 0
+    (cached / "lib" / "libx.so").unlink()
+    assert env.uncached_binaries(prefix) == {"libx": ["lib/libx.so"]}
+    proc = script("create-env", "--check", "--prefix", str(prefix))
+    assert proc.returncode == 1 and "the package cache entries of libx are gone" in proc.stderr

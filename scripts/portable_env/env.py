@@ -140,13 +140,16 @@ def compile_pyc(prefix: Path) -> None:
         return
     print("env: compiling .pyc files", file=sys.stderr, flush=True)
     # -s/-p: the .pyc files record paths without the build prefix (Python
-    # uses the real path of the source when it loads them).
+    # uses the real path of the source when it loads them). -f and no
+    # bytecode from the imports of compileall itself: otherwise the modules
+    # it imports keep .pyc files that name the build path.
     subprocess.run(
         [
             str(python),
             "-m",
             "compileall",
             "-q",
+            "-f",
             "-j",
             "0",
             "--invalidation-mode",
@@ -159,8 +162,28 @@ def compile_pyc(prefix: Path) -> None:
         ],
         check=False,
         stdout=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "0"},
+        env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "0", "PYTHONDONTWRITEBYTECODE": "1"},
     )
+    for pyc in prefix_pycs(prefix):
+        pyc.unlink(missing_ok=True)
+
+
+def prefix_pycs(prefix: Path) -> list[Path]:
+    """.pyc files compiled from sources that hold the install prefix (files
+    with a prefix placeholder, e.g. _sysconfigdata): conda-unpack rewrites the
+    source on the target, and an unchecked-hash .pyc would keep the build path."""
+    found = []
+    for record in sorted((prefix / "conda-meta").glob("*.json")):
+        try:
+            paths = (json.loads(record.read_text()).get("paths_data") or {}).get("paths") or []
+        except (OSError, ValueError):
+            continue
+        for entry in paths:
+            rel = entry.get("_path", "")
+            if entry.get("prefix_placeholder") and rel.endswith(".py"):
+                source = prefix / rel
+                found += sorted(source.parent.glob(f"__pycache__/{source.stem}.*.pyc"))
+    return found
 
 
 def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
