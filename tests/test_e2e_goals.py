@@ -251,3 +251,23 @@ def test_demo_packs_the_example_project(tmp_path: Path, channel: str) -> None:
     run(["sha256sum", "-c", "example-linux-64.tar.gz.sha256"], cwd=dist, check=True)
     assert "[example] verify: done" in proc.stderr
     assert not list((repo.root / "projects" / "example").glob("conda-*.lock")), "the demo's lock stays in build/"
+
+
+# --- the report logic, on small inputs -------------------------------------------
+
+def test_compare_names_added_removed_and_changed() -> None:
+    from portable_env.report import Pkg, compare
+
+    old = {"a": Pkg("a", "1", "0"), "b": Pkg("b", "1", "0"), "c": Pkg("c", "1", "0")}
+    new = {"a": Pkg("a", "1", "0"), "b": Pkg("b", "2", "0"), "d": Pkg("d", "1", "0")}
+    assert compare(old, new) == ([Pkg("d", "1", "0")], [Pkg("c", "1", "0")], [(old["b"], new["b"])], 1)
+    assert compare(new, new)[:3] == ([], [], [])
+
+
+def test_compiled_files_count_for_their_sources_package() -> None:
+    from portable_env.report import OTHER, owner_of
+
+    owners = {"lib/python3.11/site-packages/six.py": "six"}
+    assert owner_of("lib/python3.11/site-packages/__pycache__/six.cpython-311.pyc", owners) == "six"
+    assert owner_of("lib/python3.11/site-packages/__pycache__/other.cpython-311.pyc", owners) == OTHER
+    assert owner_of("share/tiny/app.py", owners) == OTHER

@@ -111,7 +111,11 @@ def test_entries_are_normalised_and_records_scrubbed(env: Path, tmp_path: Path) 
 
 
 def test_slim_leaves_out_tests_and_headers(env: Path, tmp_path: Path) -> None:
-    out = tmp_path / "s.tar"
+    full, out = tmp_path / "f.tar", tmp_path / "s.tar"
+    pack.pack(env, full, "tar")
+    with tarfile.open(full) as tf:
+        everything = set(tf.getnames())
+    assert "include/six.h" in everything and any("/tests/" in n for n in everything), "the control"
     pack.pack(env, out, "tar", slim=True)
     with tarfile.open(out) as tf:
         names = set(tf.getnames())
