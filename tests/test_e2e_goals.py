@@ -122,6 +122,9 @@ def test_lock_diff_goal_against_a_git_ref(built: tuple[Repo, list[str]]) -> None
         added = [line.split()[1] for line in out.splitlines() if line.startswith("  + ")]
         assert "python-dateutil" in added and "pyyaml" not in added
         assert re.search(r"\d+ added, 0 removed, 0 changed, \d+ unchanged", out)
+        summary = run([str(repo.root / "scripts" / "report"), "summary", "--project", "tiny", "--base", "main",
+                       "--lock", str(kdir / "rattler-lock.yml")], cwd=repo.root, check=True).stdout
+        assert "**Lock change** against `main`" in summary and "| added | python-dateutil |" in summary
         bad = repo.make(*args, "lock-diff", "BASE=no-such-branch", check=False)
         assert bad.returncode != 0 and "error: lock-diff: BASE 'no-such-branch' is not a commit" in bad.stderr
         hostile = repo.make(*args, "lock-diff", "BASE=--output=/tmp/x; touch pwned", check=False)

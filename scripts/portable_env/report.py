@@ -304,23 +304,30 @@ def bar(part: int, whole: int, width: int = BAR_WIDTH, char: str = "#") -> str:
     return char * max(1, round(width * part / whole))
 
 
+def slim_saving(r: SizeReport) -> str:
+    """What slim: true would leave out ('' when nothing)."""
+    if not r.slim_bytes:
+        return ""
+    return (
+        f"{r.slim_files} files, {human(r.slim_bytes)} unpacked (about {human(r.slim_bytes * r.ratio)} of the "
+        "archive): package tests, headers, docs, static libraries"
+    )
+
+
 def slim_line(r: SizeReport, slim_on: bool) -> str:
     """What slim: true saves (or that it is on)."""
     if slim_on:
         return "slim: true is set: package tests, headers, docs and static libraries are already left out"
     if not r.slim_bytes:
         return "slim: true would save nothing here (no package tests, headers, docs or static libraries)"
-    return (
-        f"slim: true would leave out {r.slim_files} files, {human(r.slim_bytes)} unpacked "
-        f"(about {human(r.slim_bytes * r.ratio)} of the archive): package tests, headers, docs, static libraries"
-    )
+    return f"slim: true would leave out {slim_saving(r)}"
 
 
 def size_text(r: SizeReport, slim_on: bool = False, top: int | None = None) -> str:
     """The size report for a terminal: one line per package, largest first."""
     lines = [
-        f"{r.archive.name}: {human(r.archive_bytes)} ({human(r.total)} unpacked, {r.package_count} packages, "
-        f"{r.ratio:.0%} compressed size)",
+        f"{r.archive.name}: {human(r.archive_bytes)} ({human(r.total)} unpacked, {r.package_count} packages; "
+        f"the archive is {r.ratio:.0%} of that)",
         f"  {'package':<28} {'version':<14} {'unpacked':>10} {'share':>6}  {'archive ~':>10}  slim saves",
     ]
     shown = r.packages if top is None else r.packages[:top]
@@ -345,12 +352,18 @@ def target_text(target: dict[str, Any]) -> str:
     parts = [str(target.get("os") or ""), str(target.get("cpu") or target.get("arch") or "")]
     declared, found = target.get("glibc"), target.get("min_glibc")
     if declared and found and declared != found:
-        parts.append(f"glibc >= {found} needed (built for {declared})")
+        above = version_key(str(found)) > version_key(str(declared))
+        parts.append(f"needs glibc >= {found}, target glibc {declared}" + (" (above the target!)" if above else ""))
     elif declared or found:
         parts.append(f"glibc >= {declared or found}")
     if target.get("cuda"):
         parts.append(f"CUDA {target['cuda']}")
     return ", ".join(p for p in parts if p) or "unknown"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """'2.17' -> (2, 17); non-numbers sort first."""
+    return tuple(int(x) if x.isdigit() else -1 for x in version.split("."))
 
 
 def find_manifest(project: str, dist: Path) -> Path:
@@ -384,7 +397,7 @@ def summary(manifest_file: Path, lock_file: Path | None = None, base: str | None
         f"| sha256 | `{tarball.get('sha256', '')}` |",
         f"| packages | {len(m.get('packages') or [])} (python {m.get('python', '?')}) |",
         f"| target | {target_text(m.get('target') or {})} |",
-        f"| slim | {slim_line(sizes, False) if sizes.slim_bytes else 'nothing to leave out'} |",
+        f"| slim: true would leave out | {slim_saving(sizes) or 'nothing'} |",
         "",
         f"**Largest packages** (of {sizes.package_count}):",
         "",
