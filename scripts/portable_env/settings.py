@@ -57,6 +57,22 @@ SCRIPT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.py")
 PYTHON_FORM = 'a quoted version like "3.12" (or a spec like ">=3.11,<3.13")'
 CHANNEL_FORM = "a channel name (conda-forge) or a URL (https://..., file:///abs/path) without spaces or quotes"
 SPEC_FORM = 'a conda match spec like "numpy", "numpy>=1.26" or "numpy 1.26.*"'
+# PyPI: PEP 508 requirements (pypi:), "pypi:<project>" import targets, the index.
+PYPI_PREFIX = "pypi:"
+PYPI_NAME_RE = re.compile(r"[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]")
+PYPI_FORM = (
+    'a PEP 508 requirement like "tinylib", "tinylib>=1.2", "tinylib[extra]==1.2; python_version>=\'3.10\'" '
+    'or "tinylib @ https://host/tinylib-1.2-py3-none-any.whl" (direct references: https:// or file:// only)'
+)
+PYPI_INDEX_FORM = (
+    "a package index URL (https://host/simple, PEP 503) or a local folder of wheels (file:///abs/path), "
+    "without spaces or quotes"
+)
+PYPI_INDEX_DEFAULT = "https://pypi.org/simple"
+PYPI_INDEX_RE = re.compile(r"(https://[A-Za-z0-9._~:/@%+=,-]+|file:///[A-Za-z0-9._~/@%+=,-]*)")
+# Characters no requirement needs that a shell or a requirements file reads
+# as code or options: rejected before parsing.
+PYPI_JUNK = re.compile(r"[`$\\|&\n\r\t\0#{}]|^\s*-")
 
 
 def _is_python(v: object) -> bool:
@@ -125,16 +141,58 @@ def _check_python(v: Any) -> str | None:
     return None if _is_python(v) else f"'python' must be {PYTHON_FORM}, not {v!r}"
 
 
+def _is_import_target(p: object) -> bool:
+    """A conda package name, "" / null (ignored), or "pypi:<project>" (a PyPI project)."""
+    if p is None or p == "":
+        return True
+    if isinstance(p, str) and p.startswith(PYPI_PREFIX):
+        return bool(PYPI_NAME_RE.fullmatch(p[len(PYPI_PREFIX) :]))
+    return _is_name(p)
+
+
 def _check_imports(v: Any) -> str | None:
-    form = 'import names mapped to conda package names ("" ignores the import), e.g. imports: {cv2: opencv}'
+    form = (
+        'import names mapped to conda package names ("" ignores the import, "pypi:<project>" installs a PyPI '
+        'project), e.g. imports: {cv2: opencv, tinylib: "pypi:tinylib"}'
+    )
     if not isinstance(v, dict):
         return f"'imports' must map {form}"
     bad = [
         f"{k!r}: {p!r}"
         for k, p in v.items()
-        if not (isinstance(k, str) and IMPORT_RE.fullmatch(k)) or not (p is None or p == "" or _is_name(p))
+        if not (isinstance(k, str) and IMPORT_RE.fullmatch(k)) or not _is_import_target(p)
     ]
     return f"'imports': {', '.join(bad)} is not valid; it must map {form}" if bad else None
+
+
+def pypi_problem(v: object) -> str | None:
+    """Why a pypi: entry is not a valid requirement, or None (PYPI_FORM is the valid form)."""
+    if not isinstance(v, str) or not v.strip():
+        return f"{v!r} is not a requirement"
+    if PYPI_JUNK.search(v):
+        return f"{v!r} holds characters no requirement has (an option, shell or comment syntax)"
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(v)
+    except InvalidRequirement as exc:
+        return f"{v!r} is not a valid requirement ({' '.join(str(exc).split())})"
+    if req.url is not None and not req.url.startswith(("https://", "file://")):
+        return f"{v!r} is a direct reference to {req.url!r}, not to an https:// or file:// URL"
+    return None
+
+
+def _check_pypi(v: Any) -> str | None:
+    if not isinstance(v, list):
+        return f"'pypi' must be a list, e.g. pypi: [\"tinylib>=1.2\"]; each item {PYPI_FORM}"
+    bad = [why for x in v if (why := pypi_problem(x)) is not None]
+    return f"'pypi': {'; '.join(bad)}; each item must be {PYPI_FORM}" if bad else None
+
+
+def _check_pypi_index(v: Any) -> str | None:
+    if isinstance(v, str) and PYPI_INDEX_RE.fullmatch(v):
+        return None
+    return f"'pypi_index' must be {PYPI_INDEX_FORM}, not {v!r}"
 
 
 def _check_format(v: Any) -> str | None:
@@ -221,6 +279,9 @@ FIELDS: dict[str, Field] = {
         Field("packages", [], _list_of("packages", _is_spec, SPEC_FORM), SPEC_FORM),
         Field("exclude", [], _list_of("exclude", _is_name, "a package name"), "a package name"),
         Field("imports", {}, _check_imports, "import: package"),
+        Field("pypi", [], _check_pypi, PYPI_FORM),
+        Field("pypi_sdists", False, _bool("pypi_sdists"), "true or false"),
+        Field("pypi_index", PYPI_INDEX_DEFAULT, _check_pypi_index, PYPI_INDEX_FORM),
         Field("include_tests", False, _bool("include_tests"), "true or false"),
         Field("install_optional", False, _bool("install_optional"), "true or false"),
         Field("install_on_demand", True, _bool("install_on_demand"), "true or false"),
@@ -252,6 +313,9 @@ class Settings:
     packages: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     imports: dict[str, str] = field(default_factory=dict)
+    pypi: list[str] = field(default_factory=list)
+    pypi_sdists: bool = False
+    pypi_index: str = PYPI_INDEX_DEFAULT
     include_tests: bool = False
     install_optional: bool = False
     install_on_demand: bool = True
@@ -398,7 +462,7 @@ def resolve(
     default_python, default_channels = template_defaults(root)
     channels = ov.channels.split() or values["channels"] or default_channels
     python = ov.python.strip() or values["python"] or default_python
-    imports = {k: ("" if v is None else v) for k, v in values["imports"].items()}
+    imports = {k: _import_target(v) for k, v in values["imports"].items()}
     ovs = {
         k: v
         for k, v in (
@@ -426,6 +490,20 @@ def resolve(
         overrides=ovs,
         **rest,
     )
+
+
+def canonical_pypi(name: str) -> str:
+    """A PyPI project name in its PEP 503 normal form (lowercase, runs of -_. as '-')."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _import_target(v: str | None) -> str:
+    """An imports: value as the scan uses it: "" to ignore, "pypi:<normalised name>", or the conda name."""
+    if v is None:
+        return ""
+    if v.startswith(PYPI_PREFIX):
+        return PYPI_PREFIX + canonical_pypi(v[len(PYPI_PREFIX) :])
+    return v
 
 
 def _shown(path: Path, root: Path) -> str:
