@@ -265,6 +265,11 @@ pack: $(TARBALL) ## Build, pack and verify PROJECT -> dist/PROJECT-PLATFORM.tar.
 manifest: $(TARBALL) ## Print what dist/PROJECT-PLATFORM's archive holds (packages, imports, glibc, code)
 	$(Q)scripts/write-manifest --print dist/$(ARTIFACT).manifest.json
 installer: dist/$(ARTIFACT).sh ## Build dist/PROJECT-PLATFORM.sh, a self-extracting installer (bash it --help)
+lock-diff: $(LOCK) $(SETTINGS) | $(TOOLS) ## Show what changed in PROJECT's lock since BASE (a git ref; default origin/main)
+	$(Q)scripts/report lock-diff --lock $(LOCK) --base-path $(PDIR)/rattler-lock.yml --settings $(SETTINGS) \
+	  --base "$$BASE"
+size: $(TARBALL) $(SETTINGS) | $(TOOLS) ## Where dist/PROJECT-PLATFORM's bytes go, by package (and what slim: true saves)
+	$(Q)scripts/report size $(TARBALL) --settings $(SETTINGS)
 verify: $(SETTINGS) | $(TOOLS) ## Verify dist/PROJECT-PLATFORM.tar.gz again (checksum, unpack, the imports it was built for)
 	$(Q)$(STEP) verify scripts/verify-pack $(TARBALL) --sha256 $(TARBALL).sha256 --settings $(SETTINGS) \
 	  --build-prefix $(CURDIR)/$(ENV) --workdir build/tmp
