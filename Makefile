@@ -289,10 +289,10 @@ distclean: clean ## Also remove .venv, the package cache and the local channel
 	$(Q)rm -rf -- build $(VENV)
 
 .PHONY: channel demo test lint
-channel: | $(TOOLS) ## Build the offline local channel (host python + PyPI wheels) in build/channel
+channel: | $(TOOLS) ## Build the local channel (host python + PyPI wheels, cached) in build/channel
 	$(Q)scripts/build-channel --out "$$CHANNEL_DIR" --wheels templates/demo-channel.txt --cache build/wheels
 
-demo: channel ## Offline demo: pack and verify projects/example against the local channel
+demo: channel ## Demo without a conda channel: pack and verify projects/example against the local channel
 	@[ -d projects/example ] || { echo "error: demo: projects/example is missing; restore it: git checkout -- projects/example" >&2; exit 1; }
 	$(Q)$(MAKE) --no-print-directory PROJECT=example "CHANNELS=file://$$(cd "$$CHANNEL_DIR" && pwd)" \
 	  "PYTHON=$$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
@@ -301,7 +301,7 @@ demo: channel ## Offline demo: pack and verify projects/example against the loca
 lint: $(DEV_TOOLS) ## Lint and type-check (ruff, mypy, shellcheck)
 	$(Q)scripts/lint
 
-test: lint ## Run the linters, then the test suite (builds the local channel once; offline after that)
+test: lint ## Run the linters, then the test suite (downloads the channel's wheels once; offline after that)
 	$(Q)pytest $(if $(V),-v,-q) -p no:cacheprovider tests
 
 # scripts/bench: projects/example in a copy of the repo + a synthetic scan
