@@ -49,6 +49,17 @@ def test_actionlint_fails_on_a_shellcheck_finding(tmp_path: Path) -> None:
     assert code != 0 and "shellcheck reported issue" in out and "SC2086" in out, out
 
 
+def test_actionlint_flags_actions_on_a_deprecated_runtime(tmp_path: Path) -> None:
+    """The pinned actionlint knows which action versions run on node20 (the
+    old workflows used them): such a workflow fails."""
+    old = tmp_path / ".github" / "workflows" / "old.yml"
+    old.parent.mkdir(parents=True)
+    old.write_text("on: push\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - uses: actions/checkout@v4\n      - uses: actions/setup-python@v5\n")
+    code, out = actionlint(old)
+    assert code != 0 and "node20" in out and "actions/checkout@v4" in out, out
+
+
 def test_every_action_is_pinned_by_commit_with_its_version() -> None:
     for path in FILES:
         for line in path.read_text().splitlines():
