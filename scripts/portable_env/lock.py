@@ -17,6 +17,10 @@ packages ``Target.virtual_packages`` lists (``__unix``, ``__linux``, ``__glibc``
 reads them back), and the spec hash covers the environment.yml bytes and them.
 Solving is skipped when the recorded hash equals the current one, so a fresh
 clone or a touched file never re-solves, and a changed target always does.
+
+environment.yml's ``pip:`` section (PyPI packages) is locked beside them, by
+``portable_env.pypi``, into ``pypi-<platform>.txt`` with the same spec hash
+(the section is part of the environment.yml bytes the hash covers).
 """
 
 from __future__ import annotations
@@ -27,15 +31,16 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from portable_env import pypi
 from portable_env.errors import UserError
 from portable_env.files import spec_name, write_atomic
-from portable_env.settings import TARGET_DEFAULTS
+from portable_env.settings import PYPI_INDEX_DEFAULT, TARGET_DEFAULTS
 
 HASH_LINE = "# spec-sha256: "
 VP_LINE = "# virtual-package: "
@@ -235,6 +240,7 @@ class EnvSpec:
     name: str
     channels: list[str]
     specs: list[str]
+    pip: pypi.PipSpec = field(default_factory=pypi.PipSpec)
 
 
 def read_env_file(env_file: Path) -> EnvSpec:
@@ -247,14 +253,21 @@ def read_env_file(env_file: Path) -> EnvSpec:
         raise UserError(f"{env_file}: not valid YAML ({exc}); run make env-file to render it again") from None
     if not isinstance(data, dict):
         raise UserError(f"{env_file}: must be a mapping (name, channels, dependencies); run make env-file")
-    specs = data.get("dependencies") or []
-    bad = [s for s in specs if not isinstance(s, str)]
-    if bad:
-        raise UserError(f"{env_file}: only conda match specs are supported in dependencies, not {bad[0]!r}")
+    deps = data.get("dependencies") or []
+    pip_lines = [x for d in deps if isinstance(d, dict) and list(d) == ["pip"] for x in (d["pip"] or [])]
+    bad = [s for s in deps if not isinstance(s, str) and not (isinstance(s, dict) and list(s) == ["pip"])]
+    if bad or any(isinstance(d, dict) and not isinstance(d["pip"], list) for d in deps):
+        raise UserError(
+            f"{env_file}: only conda match specs and a pip: list of PyPI requirements are supported in "
+            f"dependencies, not {(bad or [d for d in deps if isinstance(d, dict)])[0]!r}"
+        )
     channels = data.get("channels") or []
     if not channels:
         raise UserError(f"{env_file}: no channels; set 'channels:' in the project's project.yml or CHANNELS=...")
-    return EnvSpec(str(data.get("name", "")), [str(c) for c in channels], list(specs))
+    specs = [s for s in deps if isinstance(s, str)]
+    return EnvSpec(
+        str(data.get("name", "")), [str(c) for c in channels], specs, pypi.parse_pip_section(pip_lines, env_file)
+    )
 
 
 def scan_results(deps_file: Path | None) -> dict[str, Any]:
@@ -268,16 +281,32 @@ def scan_results(deps_file: Path | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def missing_message(missing: list[str], channels: list[str], scan: dict[str, Any], settings: str) -> str:
-    """Explain packages absent from every channel, with the fix for each."""
+def missing_message(
+    missing: list[str], channels: list[str], scan: dict[str, Any], settings: str, pypi_index: str | None = None
+) -> str:
+    """Explain packages absent from every channel, with the fix for each. With pypi_index, say
+    where a PyPI project of that name exists there and print the line that declares it (never
+    adding one: an import resolved to PyPI by its name alone is a dependency-confusion hole)."""
     lines = [f"no package of that name in the channels ({', '.join(channels)}):"]
     for name in missing:
         imports = (scan.get("imports") or {}).get(name) or {}
+        on_pypi = pypi.project_exists(name, pypi_index) if pypi_index else None
+        pypi_name = pypi.canonical_pypi(name)
+        if on_pypi:
+            lines.append(
+                f"  - '{name}': a PyPI project '{pypi_name}' exists ({pypi_index}); if that is the one meant "
+                "(check its page: a name alone proves nothing), declare it:"
+            )
         if imports:
             for imp, where in imports.items():
                 lines.append(
                     f"  - '{name}': import '{imp}' (in {', '.join(where[:3])}){' ...' if len(where) > 3 else ''}"
                 )
+                if on_pypi:
+                    lines.append(
+                        f"      if '{imp}' comes from the PyPI project {pypi_name}, add to {settings}:"
+                        f'  imports: {{{imp}: "pypi:{pypi_name}"}}'
+                    )
                 lines.append(
                     f"      if '{imp}' comes from another conda package, add to {settings}:"
                     f"  imports: {{{imp}: <package>}}"
@@ -290,6 +319,8 @@ def missing_message(missing: list[str], channels: list[str], scan: dict[str, Any
                 )
         else:
             lines.append(f"  - '{name}': listed in 'packages:' of {settings} (or the template); fix or remove it")
+            if on_pypi:
+                lines.append(f'      or, for the PyPI project, move it from packages: to  pypi: ["{name}"]')
     return "\n".join(lines)
 
 
@@ -371,8 +402,10 @@ async def solve(
     scan: dict[str, Any],
     settings: str,
     target: Target | None = None,
+    pypi_index: str | None = None,
 ) -> list[Any]:
-    """Solve specs against channels for one platform and the target machine; UserError when impossible."""
+    """Solve specs against channels for one platform and the target machine; UserError when impossible
+    (a missing package's hint names a PyPI project of that name on pypi_index)."""
     import rattler
     from rattler.exceptions import FetchRepoDataError, GatewayError, InvalidMatchSpecError, SolverError
 
@@ -381,7 +414,7 @@ async def solve(
     try:
         missing = await _missing_names(channels, platform, sorted({spec_name(s) for s in specs}), gateway)
         if missing:
-            raise UserError(missing_message(missing, channels, scan, settings))
+            raise UserError(missing_message(missing, channels, scan, settings, pypi_index))
         return list(
             await rattler.solve(
                 sources=channels,
@@ -482,11 +515,22 @@ def check(
     """Whether the lock is current for env_file and target: 0 (current) or 1 (stale), with a message."""
     target = target or Target()
     fix = f"run make PROJECT={project} lock" if project else "run make lock"
-    if recorded_hash(explicit) == _current_hash(env_file, target, platform) and lock.exists():
+    digest = _current_hash(env_file, target, platform)
+    pypi_file = pypi.lock_path(explicit, platform)
+    pip = read_env_file(env_file).pip
+    pypi_ok = pypi.is_current(pypi_file, pip, digest)
+    if recorded_hash(explicit) == digest and lock.exists() and pypi_ok:
         print(f"lock is current: {explicit} was solved from this {env_file} for {target.describe()}")
         return 0
     old = recorded_target(explicit)
-    if not explicit.exists():
+    if recorded_hash(explicit) == digest and lock.exists():
+        why = (
+            f"is current, but {pypi_file} "
+            + ("is missing" if pip.requirements and not pypi_file.exists() else "")
+            + ("was locked from a different environment.yml" if pip.requirements and pypi_file.exists() else "")
+            + ("is left from PyPI requirements environment.yml no longer has" if not pip.requirements else "")
+        )
+    elif not explicit.exists():
         why = "is missing"
     elif old is None:
         why = "records no target machine (solved for the build host)"
@@ -510,21 +554,41 @@ def lock_env(
     settings_file: str,
     force: bool = False,
     target: Target | None = None,
+    pypi_index: str | None = None,
 ) -> None:
-    """Solve env_file for target into lock + explicit, unless they were solved from the same
-    content and target (and not force)."""
+    """Solve env_file for target into lock + explicit (and its pip: section into the PyPI lock
+    beside them), unless they were solved from the same content and target (and not force).
+    pypi_index (the settings') is where the hint for a missing package looks for a PyPI project."""
     target = target or Target()
     digest = _current_hash(env_file, target, platform)
-    if recorded_hash(explicit) == digest and lock.exists() and not force:
-        for p in (lock, explicit):
-            os.utime(p)
+    spec = read_env_file(env_file)
+    pypi_file = pypi.lock_path(explicit, platform)
+    conda_current = recorded_hash(explicit) == digest and lock.exists() and not force
+    if conda_current and pypi.is_current(pypi_file, spec.pip, digest):
+        for p in (lock, explicit, pypi_file):
+            if p.exists():
+                os.utime(p)
         print(
             f"lock: {env_file} and the target unchanged since the lock was solved; kept {explicit} "
             "(make lock re-solves)",
             file=sys.stderr,
         )
         return
-    spec = read_env_file(env_file)
+    if conda_current:  # only the PyPI lock is missing or stale: resolve it against the locked conda packages
+        pypi.lock(
+            spec.pip,
+            read_records(lock, platform),
+            pypi_file,
+            spec.name,
+            platform,
+            target.glibc,
+            digest,
+            cache_dir,
+            settings_file,
+        )
+        for p in (lock, explicit):
+            os.utime(p)
+        return
     old = recorded_target(explicit)
     changed = target_changes(old, target) if old else []
     print(
@@ -533,9 +597,12 @@ def lock_env(
         file=sys.stderr,
         flush=True,
     )
+    index = spec.pip.index if spec.pip.requirements else (pypi_index or PYPI_INDEX_DEFAULT)
     records = asyncio.run(
-        solve(spec.channels, spec.specs, platform, cache_dir, scan_results(deps), settings_file, target)
+        solve(spec.channels, spec.specs, platform, cache_dir, scan_results(deps), settings_file, target, index)
     )
+    # The PyPI lock first: a conflict with the conda side leaves the old conda lock in place.
+    pypi.lock(spec.pip, records, pypi_file, spec.name, platform, target.glibc, digest, cache_dir, settings_file)
     write_lock(records, spec.channels, platform, lock, target)
     write_atomic(explicit, explicit_text(records, platform, spec.name, digest, target))
     local = [c for c in spec.channels if c.startswith("file:")]
