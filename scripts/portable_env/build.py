@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from portable_env import gate
+from portable_env import gate, pypi
 from portable_env.errors import UserError, run
 from portable_env.files import sha256_of, write_atomic
 from portable_env.settings import Settings, load
@@ -61,8 +61,14 @@ def env_complete(prefix: Path) -> bool:
     ).returncode == 0
 
 
+def env_locks(s: Settings, lock: Path) -> list[str]:
+    """The lock files the environment is made from: the conda lock, and the PyPI lock beside it if any."""
+    beside = pypi.lock_path(lock, s.platform)
+    return [str(lock)] + ([str(beside)] if beside.is_file() else [])
+
+
 def create_env(s: Settings, lock: Path, prefix: Path, stamp: Path, pkgs: str) -> None:
-    """(Re)create the environment from the lock and record the gate."""
+    """(Re)create the environment from the lock (then its PyPI packages) and record the gate."""
     stamp.unlink(missing_ok=True)
     cmd = [
         tool("create-env"),
@@ -76,13 +82,22 @@ def create_env(s: Settings, lock: Path, prefix: Path, stamp: Path, pkgs: str) ->
         s.platform,
     ] + (["--compile"] if s.compile else [])
     step(s.project, "create", cmd)
-    gate.record(stamp, gate.digest([str(lock)], env_salt(s)))
+    pypi_lock = pypi.lock_path(lock, s.platform)
+    if pypi_lock.is_file():
+        step(
+            s.project,
+            "pypi",
+            [tool("install-pypi"), "--lock", str(pypi_lock), "--prefix", str(prefix), "--cache-dir"]
+            + [str(Path(pkgs).with_name("pypi"))]
+            + (["--compile"] if s.compile else []),
+        )
+    gate.record(stamp, gate.digest(env_locks(s, lock), env_salt(s)))
 
 
 def env_main(args: argparse.Namespace) -> int:
     """build-step env: the environment, recreated only when needed."""
     s = load(args.settings)
-    value = gate.digest([str(args.lock)], env_salt(s))
+    value = gate.digest(env_locks(s, args.lock), env_salt(s))
     if gate.is_current(args.stamp, value, [str(args.prefix / "conda-meta")]) and env_complete(args.prefix):
         os.utime(args.stamp)
         print(f"[{s.project}] env: inputs unchanged, kept {args.prefix}", file=sys.stderr)

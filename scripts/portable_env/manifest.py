@@ -14,6 +14,11 @@ The manifest (JSON, "format": "portable-env-manifest/1") records:
   packages[]                   every installed conda package (conda-meta/):
                                name, version, build, channel, subdir, url,
                                sha256, md5, license;
+  pypi_packages[]              every PyPI package installed from the project's
+                               PyPI lock (ENV/share/portable-env/pypi.json):
+                               name, version, url, filename, sha256, license
+                               (from the wheel's METADATA), top_level modules;
+                               with --lock, exactly the PyPI lock's;
   imports[]                    the detected imports (deps.yml) with the files
                                and lines that import them; `smoke_imports`
                                are those of required, installed packages;
@@ -29,8 +34,9 @@ The manifest (JSON, "format": "portable-env-manifest/1") records:
                                exactly the lock's, with the same sha256.
 The SBOM (CycloneDX 1.6 JSON, made with cyclonedx-python-lib and checked
 with its strict schema validator) lists the same packages as
-pkg:conda/NAME@VERSION?build=..&channel=..&subdir=.. components, with their
-hashes, licenses, download URLs and dependencies.
+pkg:conda/NAME@VERSION?build=..&channel=..&subdir=.. components, and the PyPI
+packages as pkg:pypi/NAME@VERSION components, with their hashes, licenses,
+download URLs and dependencies.
 
 Both files name no absolute build path, and their timestamp is the packed
 archive's ($SOURCE_DATE_EPOCH, else the newest package build time), so the
@@ -51,9 +57,10 @@ from typing import Any
 
 import yaml
 
-from portable_env import formats, glibc, lock
+from portable_env import formats, glibc, lock, pypi
 from portable_env.errors import UserError
 from portable_env.files import sha256_of, write_atomic
+from portable_env.settings import PYPI_PREFIX
 
 FORMAT = "portable-env-manifest/1"
 CODE_RECORD = "share/portable-env/code.json"
@@ -229,6 +236,32 @@ def check_against_lock(packages: list[dict[str, Any]], lock_file: Path, platform
         )
 
 
+def pypi_entries(prefix: Path) -> list[dict[str, Any]]:
+    """The PyPI packages install-pypi recorded in the environment, sorted by name."""
+    keys = ("name", "version", "url", "filename", "sha256", "license", "top_level")
+    found = [{k: p.get(k) for k in keys} for p in pypi.installed_record(prefix).get("packages") or []]
+    return sorted(found, key=lambda p: str(p["name"]))
+
+
+def check_against_pypi_lock(packages: list[dict[str, Any]], pypi_lock: Path) -> None:
+    """The installed PyPI packages must be the PyPI lock's (none without one), with the same sha256."""
+    locked = {x.name: x.sha256 for x in pypi.read_lock(pypi_lock)[1]} if pypi_lock.is_file() else {}
+    have = {str(p["name"]): str(p["sha256"]) for p in packages}
+    bad = [f"  {n}: in {pypi_lock} but not installed" for n in sorted(set(locked) - set(have))]
+    bad += [f"  {n}: installed but not in {pypi_lock}" for n in sorted(set(have) - set(locked))]
+    bad += [
+        f"  {n}: sha256 {have[n][:16]}... but the lock says {s[:16]}..."
+        for n, s in locked.items()
+        if n in have and have[n] != s
+    ]
+    if bad:
+        raise UserError(
+            f"the environment's PyPI packages do not match {pypi_lock}:\n"
+            + "\n".join(bad)
+            + "\n  rebuild it from the lock: rm -rf the env directory and run make again"
+        )
+
+
 def declared_target(target: lock.Target, platform: str) -> dict[str, Any]:
     """The manifest's record of the declared target machine."""
     return {
@@ -253,7 +286,14 @@ def build_manifest(
         raise UserError(f"{prefix} has no python package; the environment is incomplete: rebuild it")
     for lock_file in locks:
         check_against_lock(packages, lock_file, platform)
-    imports = detected_imports(read_deps(deps_file), set(by_name))
+    pypi_packages = pypi_entries(prefix)
+    pypi_lock = pypi.lock_path(locks[0], platform) if locks else None
+    if pypi_lock is not None:
+        check_against_pypi_lock(pypi_packages, pypi_lock)
+        if pypi_lock.is_file():
+            locks = [*locks, pypi_lock]
+    installed = set(by_name) | {f"{PYPI_PREFIX}{p['name']}" for p in pypi_packages}
+    imports = detected_imports(read_deps(deps_file), installed)
     os_part = platform.split("-", 1)[0]
     stamp = formats.archive_mtime(r.get("timestamp") for r in records)
     manifest: dict[str, Any] = {
@@ -269,6 +309,7 @@ def build_manifest(
             **min_glibc(prefix, records, platform),
         },
         "packages": packages,
+        "pypi_packages": pypi_packages,
         "imports": imports,
         "smoke_imports": smoke_imports(imports),
         "tools": tool_versions(),
@@ -320,6 +361,7 @@ def sbom_json(manifest: dict[str, Any]) -> str:
     from cyclonedx.output.json import JsonV1Dot6
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
+    from packageurl import PackageURL
 
     licenses = LicenseFactory()
     target = manifest["target"]
@@ -369,6 +411,20 @@ def sbom_json(manifest: dict[str, Any]) -> str:
                 Property(name="conda:channel", value=pkg["channel"]),
                 Property(name="conda:subdir", value=pkg["subdir"]),
             ],
+        )
+
+    for pkg in manifest.get("pypi_packages") or []:
+        purl = PackageURL(type="pypi", name=pkg["name"], version=pkg["version"])
+        components[f"{PYPI_PREFIX}{pkg['name']}"] = Component(
+            type=ComponentType.LIBRARY,
+            name=pkg["name"],
+            version=pkg["version"],
+            purl=purl,
+            bom_ref=purl.to_string(),
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=pkg["sha256"])],
+            external_references=[ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(pkg["url"]))],
+            licenses=[licenses.make_from_string(pkg["license"])] if pkg["license"] else [],
+            properties=[Property(name="pypi:filename", value=pkg["filename"])],
         )
 
     tools = [
@@ -427,6 +483,11 @@ def summary(manifest: dict[str, Any]) -> str:
             f"  {p['name']:<{width[0]}}  {p['version']:<{width[1]}}  {p['build']:<{width[2]}}  "
             f"{p['license'] or '(no license recorded)'}"
         )
+    pypi_pkgs = manifest.get("pypi_packages") or []
+    if pypi_pkgs:
+        lines.append(f"pypi      {len(pypi_pkgs)}")
+        for p in pypi_pkgs:
+            lines.append(f"  {p['name']}  {p['version']}  {p['filename']}  {p['license'] or '(no license recorded)'}")
     lines.append("imports")
     for i in manifest.get("imports", []):
         state = "" if i["installed"] else f"  [{i['kind']}, not installed]"
