@@ -292,11 +292,10 @@ def missing_message(
         imports = (scan.get("imports") or {}).get(name) or {}
         on_pypi = pypi.project_exists(name, pypi_index) if pypi_index else None
         pypi_name = pypi.canonical_pypi(name)
-        if on_pypi:
-            lines.append(
-                f"  - '{name}': a PyPI project '{pypi_name}' exists ({pypi_index}); if that is the one meant "
-                "(check its page: a name alone proves nothing), declare it:"
-            )
+        found_on = (
+            f"a PyPI project '{pypi_name}' exists on {pypi_index} (check it is the one meant: a name alone "
+            "proves nothing)"
+        )
         if imports:
             for imp, where in imports.items():
                 lines.append(
@@ -304,7 +303,7 @@ def missing_message(
                 )
                 if on_pypi:
                     lines.append(
-                        f"      if '{imp}' comes from the PyPI project {pypi_name}, add to {settings}:"
+                        f"      {found_on}; if '{imp}' comes from it, add to {settings}:"
                         f'  imports: {{{imp}: "pypi:{pypi_name}"}}'
                     )
                 lines.append(
@@ -320,7 +319,7 @@ def missing_message(
         else:
             lines.append(f"  - '{name}': listed in 'packages:' of {settings} (or the template); fix or remove it")
             if on_pypi:
-                lines.append(f'      or, for the PyPI project, move it from packages: to  pypi: ["{name}"]')
+                lines.append(f'      {found_on}; if it is meant, move it from packages: to  pypi: ["{name}"]')
     return "\n".join(lines)
 
 

@@ -292,7 +292,9 @@ def build_manifest(
         check_against_pypi_lock(pypi_packages, pypi_lock)
         if pypi_lock.is_file():
             locks = [*locks, pypi_lock]
-    installed = set(by_name) | {f"{PYPI_PREFIX}{p['name']}" for p in pypi_packages}
+    # A detected package is installed as a conda package, or from PyPI ("pypi:<name>" from imports:,
+    # or named like a pypi: requirement).
+    installed = set(by_name) | {f"{PYPI_PREFIX}{p['name']}" for p in pypi_packages} | {p["name"] for p in pypi_packages}
     imports = detected_imports(read_deps(deps_file), installed)
     os_part = platform.split("-", 1)[0]
     stamp = formats.archive_mtime(r.get("timestamp") for r in records)

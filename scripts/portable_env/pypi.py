@@ -576,7 +576,7 @@ def _relocatable_scripts(prefix: Path, dist_info: Path) -> None:
     for row in rows:
         rel = row.split(",", 1)[0]
         if rel.split("/")[-1] in UV_DROPPED:
-            (dist_info / rel).unlink(missing_ok=True)
+            (dist_info.parent / rel).unlink(missing_ok=True)
             continue
         path = (dist_info.parent / rel).resolve() if rel.startswith("../") else dist_info.parent / rel
         if path.parent == (prefix / "bin").resolve() and path.is_file():
