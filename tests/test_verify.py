@@ -90,3 +90,18 @@ def test_the_probe_reports_failed_imports_and_an_unrelocated_prefix() -> None:
     result = json.loads(run_probe("--json", sys.prefix, "no_such_module_xyz").stdout)
     assert result["relocated"] and list(result["failed"]) == ["no_such_module_xyz"]
     assert probe.problems(result, sys.prefix) == bad.stdout.splitlines()[:1]
+
+
+def test_pypi_packages_of_the_pip_section_are_imported_too(tmp_path: Path) -> None:
+    """Imports mapped to PyPI projects (imports: {x: "pypi:name"}) are
+    verified when the environment.yml's pip: section installs them."""
+    from portable_env import verify as verify_mod
+
+    deps = tmp_path / "deps.yml"
+    deps.write_text('required: [pyyaml, numpy, "pypi:tinylib", "pypi:other"]\nimports:\n'
+                    "  pyyaml: {yaml: [a.py:1]}\n  numpy: {numpy: [a.py:3]}\n"
+                    '  "pypi:tinylib": {tinylib: [a.py:2]}\n  "pypi:other": {other: [a.py:4]}\n')
+    env = tmp_path / "environment.yml"
+    env.write_text("name: x\nchannels: [c]\ndependencies:\n- python=3.11\n- pyyaml\n- pip:\n"
+                   "    - --only-binary=:all:\n    - TinyLib>=1\n")
+    assert verify_mod.import_packages(deps, env) == {"tinylib": "pypi:tinylib", "yaml": "pyyaml"}

@@ -34,10 +34,11 @@ import time
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
 
 from portable_env import formats, probe
 from portable_env.errors import UserError
-from portable_env.files import sha256_of, spec_name
+from portable_env.files import canon, sha256_of, spec_name
 
 MANIFEST = "share/portable-env/manifest.json"  # written by scripts/write-manifest
 # conda-pack's own relocation script records the old prefix on purpose.
@@ -69,7 +70,17 @@ def import_packages(deps: Path, env_file: Path | None) -> dict[str, str]:
     detected = {pkg for key in DETECTED for pkg in data.get(key) or []}
     if env_file:
         env = yaml.safe_load(env_file.read_text()) or {}
-        detected &= {spec_name(s) for s in env.get("dependencies") or []}
+        specs = env.get("dependencies") or []
+        installed = {spec_name(s) for s in specs if isinstance(s, str)}
+        # The pip: section's requirements, as the scan names them ("pypi:<PEP 503 name>").
+        installed |= {
+            "pypi:" + canon(Requirement(r).name)
+            for d in specs
+            if isinstance(d, dict)
+            for r in d.get("pip") or []
+            if isinstance(r, str) and not r.startswith("-")
+        }
+        detected &= installed
     evidence = data.get("imports") or {}
     return {name: pkg for pkg in sorted(detected) for name in (evidence.get(pkg) or {}) if name}
 
