@@ -170,6 +170,9 @@ ENV_FILE := $(KDIR)/environment.yml
 LOCK_DIR := $(if $(filter default,$(KEY)),$(PDIR),$(KDIR))
 LOCK := $(LOCK_DIR)/rattler-lock.yml
 EXPLICIT := $(LOCK_DIR)/conda-$(PLATFORM).lock
+# The PyPI part of the lock (pypi: settings): written or removed by the lock
+# step, which always touches $(LOCK); absent when there is nothing from PyPI.
+PYPI_LOCK := $(LOCK_DIR)/pypi-$(PLATFORM).txt
 ENV := $(KDIR)/env
 ENV_STAMP := $(KDIR)/env.stamp
 CODE_PLAN := $(KDIR)/code-plan.json
@@ -180,7 +183,7 @@ SBOM := $(KDIR)/$(ARTIFACT).cdx.json
 INSTALLER := $(KDIR)/$(ARTIFACT).sh
 TARBALL := dist/$(ARTIFACT).$(S_FORMAT)
 # Committed locks and the environment survive an interrupted make.
-.PRECIOUS: $(LOCK) $(EXPLICIT) $(ENV_STAMP)
+.PRECIOUS: $(LOCK) $(EXPLICIT) $(PYPI_LOCK) $(ENV_STAMP)
 
 # Settings and the file list are makefiles Make remakes before anything else
 # (never under -n): the settings when project.yml, the defaults or the
@@ -215,7 +218,7 @@ $(LOCK) $(EXPLICIT) &: $(ENV_FILE) | $(TOOLS)
 	  --platform $(PLATFORM) --cache-dir "$$CACHE" --deps $(DEPS) --settings $(SETTINGS)
 
 # Installed only when the lock's content changed or the env is incomplete.
-$(ENV_STAMP): $(LOCK) $(SETTINGS) $(CODE) | $(TOOLS)
+$(ENV_STAMP): $(LOCK) $(wildcard $(PYPI_LOCK)) $(SETTINGS) $(CODE) | $(TOOLS)
 	$(Q)$(STEP) env scripts/build-step env --settings $(SETTINGS) --lock $(LOCK) --prefix $(ENV) \
 	  --stamp $@ --pkgs "$$PKGS"
 

@@ -61,7 +61,7 @@ def test_lock_env_missing_message_names_import_files_and_fix() -> None:
 
 @pytest.mark.parametrize("text, message", [
     ("dependencies: [python]\n", "no channels"),
-    ("channels: [c]\ndependencies: [{pip: [x]}]\n", "only conda match specs"),
+    ("channels: [c]\ndependencies: [{conda: [x]}]\n", "only conda match specs"),
     ("channels: [a\n", "not valid YAML"),
     ("- a list\n", "must be a mapping"),
 ])

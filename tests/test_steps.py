@@ -36,14 +36,14 @@ def test_render_env_defaults_from_template(tmp_path: Path) -> None:
     env = render(tmp_path, {"required": ["numpy", "scikit-learn"], "optional": ["ujson"],
                             "on_demand": ["h5py"]})
     assert env == {"name": "demo", "channels": ["conda-forge"],
-                   "dependencies": ["python=3.12", "h5py", "numpy", "scikit-learn"]}, \
+                   "dependencies": ["python=3.12", "pip", "h5py", "numpy", "scikit-learn"]}, \
         "on-demand packages are installed by default, optional ones are not"
 
 
 def test_render_env_can_leave_on_demand_packages_out(tmp_path: Path) -> None:
     env = render(tmp_path, {"required": ["numpy"], "on_demand": ["h5py"]},
                  "install_on_demand: false\n")
-    assert env["dependencies"] == ["python=3.12", "numpy"]
+    assert env["dependencies"] == ["python=3.12", "pip", "numpy"]
 
 
 def test_render_env_settings_and_overrides(tmp_path: Path) -> None:
@@ -52,14 +52,20 @@ def test_render_env_settings_and_overrides(tmp_path: Path) -> None:
     deps = {"required": ["numpy", "scipy", "pandas"], "optional": ["ujson"]}
     env = render(tmp_path, deps, settings)
     assert env["channels"] == ["https://mirror/x"]
-    assert env["dependencies"] == ["python=3.11", "pandas", "ujson", "numpy>=1.26", "ipykernel"]
+    assert env["dependencies"] == ["python=3.11", "pip", "pandas", "ujson", "numpy>=1.26", "ipykernel"]
     env = render(tmp_path, deps, settings, channels="file:///a  file:///b", python="3.10")
     assert env["channels"] == ["file:///a", "file:///b"] and env["dependencies"][0] == "python=3.10"
 
 
 def test_render_env_empty_settings_file(tmp_path: Path) -> None:
     env = render(tmp_path, {"required": ["six"]}, "# all commented out\n")
-    assert env["dependencies"] == ["python=3.12", "six"]
+    assert env["dependencies"] == ["python=3.12", "pip", "six"]
+
+
+def test_render_env_adds_pip_as_conda_does_unless_told_not_to(tmp_path: Path) -> None:
+    assert render(tmp_path, {"required": ["six"]}, "pip: false\n")["dependencies"] == ["python=3.12", "six"]
+    pinned = render(tmp_path, {"required": ["six"]}, 'packages: ["pip>=24"]\n')["dependencies"]
+    assert pinned == ["python=3.12", "six", "pip>=24"], "a pinned pip is not added twice"
 
 
 def test_publish_links_archive_and_checksum(tmp_path: Path) -> None:

@@ -287,6 +287,7 @@ FIELDS: dict[str, Field] = {
         Field("install_on_demand", True, _bool("install_on_demand"), "true or false"),
         Field("format", formats.DEFAULT, _check_format, " | ".join(formats.names())),
         Field("compression_level", None, _check_level, "a whole number"),
+        Field("pip", True, _bool("pip"), "true or false"),
         Field("slim", False, _bool("slim"), "true or false"),
         Field("compile", False, _bool("compile"), "true or false"),
         Field("ship_code", False, _bool("ship_code"), "true or false"),
@@ -321,6 +322,7 @@ class Settings:
     install_on_demand: bool = True
     format: str = formats.DEFAULT
     compression_level: int = 4
+    pip: bool = True
     slim: bool = False
     compile: bool = False
     ship_code: bool = False
