@@ -508,6 +508,24 @@ def _import_target(v: str | None) -> str:
     return v
 
 
+def settings_for_step(path: Path | None, folder: Path) -> Settings | None:
+    """A step's settings: its --settings file (settings.json), else folder/project.yml
+    read through the model, else None (the defaults)."""
+    if path is None:
+        return resolve(folder) if (folder / "project.yml").is_file() else None
+    if not path.is_file():
+        raise UserError(
+            f"{path}: settings file not found; pass the build/<project>/<key>/settings.json "
+            "that scripts/settings writes"
+        )
+    if path.suffix in (".yml", ".yaml"):
+        raise UserError(
+            f"{path}: --settings takes the settings.json that scripts/settings writes, not "
+            "project.yml; leave --settings out to read DIR/project.yml"
+        )
+    return load(path)
+
+
 def _shown(path: Path, root: Path) -> str:
     """path relative to the repository root when inside it (for messages)."""
     try:
