@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CACHE, PKGS, REPO, Repo, tool_env
+from conftest import CACHE, HOST_GLIBC, PKGS, REPO, Repo, tool_env
 
 TINY = {"app.py": "import yaml\nimport six\n", "lazy.py": "def f():\n    import dateutil\n"}
 
@@ -24,7 +24,7 @@ def sha(path: Path) -> str:
 
 
 def make_args(channel: str, python: str, project: str = "tiny") -> list[str]:
-    return [f"PROJECT={project}", f"CHANNELS={channel}", f"PYTHON={python}"]
+    return [f"PROJECT={project}", f"CHANNELS={channel}", f"PYTHON={python}", f"TARGET_GLIBC={HOST_GLIBC}"]
 
 
 def start_make(repo: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -165,7 +165,7 @@ def test_check_lock_tells_a_stale_lock_without_solving(repo: Repo, channel: str,
     assert "lock is current" in repo.make(*args, "check-lock").stdout
     (pdir / "more.py").write_text("import attr\n")
     out = repo.make(*args, "check-lock", check=False)
-    assert out.returncode != 0 and "lock is stale" in out.stderr and "make lock" in out.stderr
+    assert out.returncode != 0 and "lock is stale" in out.stderr and "make PROJECT=tiny lock" in out.stderr
 
 
 def test_full_dist_disk_is_named_and_leaves_nothing_half_written(repo: Repo, channel: str, host_python: str,
