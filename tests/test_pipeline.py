@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Repo, run
+from conftest import HOST_GLIBC, REPO, Repo, run
 
 TINY = {
     "app.py": "import yaml\nimport six\n\nprint(yaml.safe_dump({'ok': six.PY3}))\n",
@@ -84,7 +84,8 @@ def test_committed_lock_rebuilds_in_a_fresh_clone_without_solving(tmp_path: Path
     chan = tmp_path / "channel"
     shutil.copytree(channel.removeprefix("file://"), chan, copy_function=shutil.copy2)
     origin = Repo(tmp_path / "origin")
-    origin.project("tiny", TINY, settings=f'python: "{host_python}"\nchannels: [file://{chan}]\n')
+    origin.project("tiny", TINY, settings=f'python: "{host_python}"\nchannels: [file://{chan}]\n'
+                                          f'target: {{glibc: "{HOST_GLIBC}"}}\n')
     origin.make("PROJECT=tiny", "lock")
     pdir = origin.root / "projects" / "tiny"
     assert (pdir / "rattler-lock.yml").exists() and (pdir / "conda-linux-64.lock").exists()
