@@ -38,7 +38,7 @@ from typing import Any
 
 from portable_env import lock
 from portable_env.errors import UserError
-from portable_env.files import canon, write_atomic
+from portable_env.files import canon, spec_name, write_atomic
 from portable_env.settings import Settings, load
 
 META_SUFFIXES = (".dist-info", ".egg-info")
@@ -528,6 +528,14 @@ def adopt(
     env = read_env(prefix)
     roots = lock.read_env_file(env_file).specs
     kept, missing, problems = closure(env, roots, settings.adopt == "all")
+    if "pip" in missing and "pip" not in {spec_name(s) for s in settings.packages}:
+        # pip is added to every python environment (settings pip: true), not asked for by the code.
+        missing.remove("pip")
+        print(
+            f"note: adopt: FROM={prefix} has no pip; the adopted environment has none either "
+            "(install pip into FROM to have it, or set pip: false to say so)",
+            file=sys.stderr,
+        )
     if missing:
         raise UserError(missing_message(missing, env, lock.scan_results(deps), settings))
     problems += target_problems(env, sorted(kept), settings)
