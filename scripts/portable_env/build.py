@@ -12,36 +12,82 @@ archive: ship the project's code, check the env against the target machine
 
 Each sub-step is one of the executables (scripts/create-env, ship-code,
 check-target, write-manifest, pack-env, verify-pack), run with a progress line.
+The archive's sub-steps run in this process (the executable's main() with
+its command line), so conda-pack, cyclonedx and jsonschema are imported once
+and the ELF files are read once (portable_env.glibc remembers its scan) for
+the target check and both manifests; creating the environment (rattler)
+stays in child processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
+import importlib.util
 import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
+from types import ModuleType
 
-from portable_env import gate, pypi
+from portable_env import env, gate, pypi
 from portable_env.errors import UserError, run
 from portable_env.files import sha256_of, write_atomic
+from portable_env.rattler_exit import exit_without_finalizing
 from portable_env.settings import Settings, load
 
 SCRIPTS = Path(__file__).resolve().parent.parent
 
 
-def step(project: str, label: str, cmd: list[str]) -> None:
+def step(project: str, label: str, cmd: list[str], in_process: bool = False) -> None:
     """Run one sub-step with a progress line and its duration; a failure
-    (the sub-step printed why) stops the transaction."""
+    (the sub-step printed why) stops the transaction. in_process: run the
+    executable's main() here (run_script) instead of in a child process."""
     tag = f"[{project}] {label}"
     print(f"{tag} ...", file=sys.stderr, flush=True)
     start = time.monotonic()
-    code = subprocess.run(cmd).returncode
+    code = run_script(cmd) if in_process else subprocess.run(cmd).returncode
     took = f"{time.monotonic() - start:.1f}s"
     if code != 0:
         raise UserError(f"{tag}: FAILED after {took} (exit {code}); see the messages above")
     print(f"{tag}: done in {took}", file=sys.stderr, flush=True)
+
+
+_SCRIPTS: dict[str, ModuleType] = {}
+
+
+def script_module(path: str) -> ModuleType:
+    """An executable of scripts/ (a Python file without .py) loaded as a module, once."""
+    if path not in _SCRIPTS:
+        name = "portable_env_script_" + Path(path).name.replace("-", "_")
+        loader = importlib.machinery.SourceFileLoader(name, path)
+        spec = importlib.util.spec_from_loader(name, loader)
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+        _SCRIPTS[path] = module
+    return _SCRIPTS[path]
+
+
+def run_script(cmd: list[str]) -> int:
+    """Exit code of an executable's main() run in this process with cmd as
+    its command line (what a child process would return)."""
+    saved = sys.argv
+    sys.argv = list(cmd)
+    try:
+        code = script_module(cmd[0]).main()
+    except SystemExit as exc:  # argparse
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception:  # a bug in the sub-step: its traceback, as a child process would print it
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.argv = saved
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return int(code or 0)
 
 
 def tool(name: str) -> str:
@@ -56,9 +102,7 @@ def env_salt(s: Settings) -> str:
 
 def env_complete(prefix: Path) -> bool:
     """True when every file the env's packages recorded is there."""
-    return (prefix / "conda-meta").is_dir() and subprocess.run(
-        [tool("create-env"), "--check", "--prefix", str(prefix)]
-    ).returncode == 0
+    return (prefix / "conda-meta").is_dir() and env.check(prefix) == 0
 
 
 def env_locks(s: Settings, lock: Path) -> list[str]:
@@ -141,6 +185,7 @@ def archive_main(args: argparse.Namespace) -> int:
                 "--settings",
                 str(args.settings),
             ],
+            in_process=True,
         )
         step(
             s.project,
@@ -154,6 +199,7 @@ def archive_main(args: argparse.Namespace) -> int:
                 "--explicit",
                 str(args.explicit),
             ],
+            in_process=True,
         )
         step(
             s.project,
@@ -166,12 +212,14 @@ def archive_main(args: argparse.Namespace) -> int:
                 "--out-sbom",
                 str(meta / "sbom.cdx.json"),
             ],
+            in_process=True,
         )
         step(
             s.project,
             "pack",
             [tool("pack-env"), "--prefix", str(args.prefix), "--out", str(unverified), "--settings", str(args.settings)]
             + (["-v"] if args.verbose else []),
+            in_process=True,
         )
         step(
             s.project,
@@ -190,12 +238,13 @@ def archive_main(args: argparse.Namespace) -> int:
                 "--workdir",
                 str(args.workdir),
             ],
+            in_process=True,
         )
         os.replace(unverified, out)
     finally:
         unverified.unlink(missing_ok=True)
     write_atomic(Path(f"{out}.sha256"), f"{sha256_of(out)}  {out.name}\n")
-    subprocess.run(
+    code = run_script(
         [
             tool("write-manifest"),
             *manifest_args,
@@ -205,9 +254,10 @@ def archive_main(args: argparse.Namespace) -> int:
             str(args.manifest),
             "--out-sbom",
             str(args.sbom),
-        ],
-        check=True,
+        ]
     )
+    if code != 0:
+        raise UserError(f"[{s.project}] manifest of {out.name}: FAILED (exit {code}); see the messages above")
     gate.record(stamp, value)
     return 0
 
@@ -235,4 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     ar.add_argument("--workdir", type=Path, default=Path("build/tmp"))
     ar.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    return run(lambda: env_main(args) if args.command == "env" else archive_main(args))
+    code = run(lambda: env_main(args) if args.command == "env" else archive_main(args))
+    if "rattler" in sys.modules:  # a sub-step used rattler here (the lock checks)
+        exit_without_finalizing(code)
+    return code

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from portable_env import lock
 from portable_env.errors import UserError
@@ -26,42 +27,132 @@ SHOWN = 8  # files named in the refusal
 PROJECT_CODE = "share/portable-env/"
 
 
-def elf_glibc_versions(path: Path) -> list[tuple[int, int]]:
-    """GLIBC_x.y versions an ELF file requires (its .gnu.version_r section); [] for other files."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.gnuversions import GNUVerNeedSection
+SHT_GNU_VERNEED = 0x6FFFFFFE
+SHN_UNDEF = 0
+# (ELF header after e_ident, section header) layouts per EI_CLASS: 1 = 32-bit, 2 = 64-bit.
+_LAYOUT = {
+    1: ("HHIIIIIHHHHHH", "IIIIIIIIII"),
+    2: ("HHIQQQIHHHHHH", "IIQQQQIIQQ"),
+}
 
+
+def _cstring(table: bytes, offset: int) -> str:
+    """The NUL-terminated string at offset of a string table."""
+    end = table.find(b"\0", offset)
+    return table[offset : end if end >= 0 else len(table)].decode("utf-8", errors="replace")
+
+
+def _verneed_names(f: IO[bytes]) -> list[str]:
+    """The version names (GLIBC_2.17, ...) of every SHT_GNU_verneed section of
+    an ELF file open at f. Reads the ELF header, the section headers and those
+    sections only; struct.error / ValueError / OSError on a malformed file."""
+    ident = f.read(16)
+    cls, data = ident[4], ident[5]
+    if cls not in _LAYOUT or data not in (1, 2):
+        raise ValueError("unknown ELF class or byte order")
+    end = "<" if data == 1 else ">"
+    head, sect = (struct.Struct(end + x) for x in _LAYOUT[cls])
+    header = head.unpack(f.read(head.size))
+    shoff, shentsize, shnum = header[5], header[10], header[11]
+    if shoff == 0:
+        return []
+    if shentsize < sect.size:
+        raise ValueError("section header too small")
+
+    def section(n: int) -> tuple[int, ...]:
+        f.seek(shoff + n * shentsize)
+        return sect.unpack(f.read(sect.size))
+
+    def contents(sh: tuple[int, ...]) -> bytes:
+        f.seek(sh[4])
+        return f.read(sh[5])
+
+    if shnum == SHN_UNDEF:  # 0xff00 sections or more: the count is section 0's sh_size
+        shnum = section(0)[5]
+    f.seek(shoff)
+    table = f.read(shnum * shentsize)
+    headers = [sect.unpack_from(table, i * shentsize) for i in range(shnum)]
+    need, aux = struct.Struct(end + "HHIII"), struct.Struct(end + "IHHII")
+    names: list[str] = []
+    for sh in headers:
+        if sh[1] != SHT_GNU_VERNEED:
+            continue
+        body, strings = contents(sh), contents(headers[sh[6]])  # sh_link: the string table
+        offset = 0
+        for _ in range(sh[7]):  # sh_info: the number of entries
+            _version, count, _file, aux_offset, next_offset = need.unpack_from(body, offset)
+            if count <= 0:
+                raise ValueError("a version entry without auxiliary entries")
+            at = offset + aux_offset
+            for _ in range(count):
+                _hash, _flags, _other, name, next_aux = aux.unpack_from(body, at)
+                names.append(_cstring(strings, name))
+                at += next_aux
+            offset += next_offset
+    return names
+
+
+def elf_glibc_versions(path: Path) -> list[tuple[int, int]]:
+    """GLIBC_x.y versions an ELF file requires (its .gnu.version_r section); [] for other files
+    and for ELF files that cannot be read."""
     found = []
     try:
         with open(path, "rb") as f:
             if f.read(4) != ELF_MAGIC:
                 return []
             f.seek(0)
-            for section in ELFFile(f).iter_sections():
-                if isinstance(section, GNUVerNeedSection):
-                    for _needed, aux in section.iter_versions():
-                        for version in aux:
-                            m = GLIBC_SYMBOL.fullmatch(version.name)
-                            if m:
-                                found.append((int(m[1]), int(m[2])))
-    except (ELFError, ValueError, OSError, KeyError):
-        return []  # not an ELF file pyelftools can read: it cannot require glibc symbols we could list
+            for name in _verneed_names(f):
+                m = GLIBC_SYMBOL.fullmatch(name)
+                if m:
+                    found.append((int(m[1]), int(m[2])))
+    except (struct.error, ValueError, OSError, IndexError):
+        return []  # not an ELF file we can read: it cannot require glibc symbols we could list
+    return found
+
+
+# What each file needed when last read (key: its real path; value: size,
+# mtime, inode and the result): check-target and both manifests of a pack
+# run in one process (portable_env.build) and read each ELF file once.
+_SEEN: dict[str, tuple[int, int, int, tuple[int, int] | None]] = {}
+
+
+def _files(prefix: Path) -> list[tuple[str, os.stat_result]]:
+    """(relative path, lstat) of every regular file of prefix (no symlinks), sorted by folder then name."""
+    found: list[tuple[str, os.stat_result]] = []
+
+    def walk(folder: str, rel: str) -> None:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        subdirs = []
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                subdirs.append(entry)
+            elif entry.is_file():
+                found.append((rel + entry.name, entry.stat(follow_symlinks=False)))
+        for entry in subdirs:
+            walk(entry.path, f"{rel}{entry.name}/")
+
+    walk(str(prefix), "")
     return found
 
 
 def needs(prefix: Path) -> dict[str, tuple[int, int]]:
     """Relative path -> the highest GLIBC_x.y it needs, for every ELF file of prefix that needs one."""
+    root = os.path.realpath(prefix)
     found: dict[str, tuple[int, int]] = {}
-    for dirpath, dirs, files in os.walk(prefix):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(dirpath, name)
-            if path.is_symlink() or not path.is_file():
-                continue
-            versions = elf_glibc_versions(path)
-            if versions:
-                found[path.relative_to(prefix).as_posix()] = max(versions)
+    for rel, st in _files(prefix):
+        key, state = f"{root}/{rel}", (st.st_size, st.st_mtime_ns, st.st_ino)
+        seen = _SEEN.get(key)
+        if seen is not None and seen[:3] == state:
+            best = seen[3]
+        else:
+            versions = elf_glibc_versions(prefix / rel) if st.st_size >= 64 else []
+            best = max(versions) if versions else None
+            _SEEN[key] = (*state, best)
+        if best is not None:
+            found[rel] = best
     return found
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ def run_all(ws: Workspace, opts: Options) -> dict[str, Any]:
             "project": PROJECT,
             "gzip_tool": ws.tools.gzip[0],
             "env_bytes": tree_bytes(ws.env_dir),
-            "command": f"make PROJECT={PROJECT} CHANNELS={ws.channel} PYTHON={ws.python} pack",
+            "command": shlex.join(ws.make_cmd("pack", pkgs=ws.pkgs_warm, cache=ws.cache)),
         },
         "noop": noop,
         "scan": scan,

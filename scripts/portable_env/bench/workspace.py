@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import shlex
 import shutil
 import subprocess
@@ -108,11 +109,19 @@ class Workspace:
     def tarball(self) -> Path:
         return self.kdir / f"{PROJECT}-linux-64.tar.gz"
 
+    @property
+    def target_glibc(self) -> str:
+        """TARGET_GLIBC= of the builds: this machine's glibc against a local
+        (file://) channel, which is made from this OS's python and suits it
+        only; otherwise the project's own target."""
+        return platform.libc_ver()[1] if self.channel.startswith("file://") else ""
+
     def make_cmd(self, *goals: str, pkgs: Path, cache: Path) -> list[str]:
         """`make` of the project in the repository copy, against the channel and python."""
+        glibc = [f"TARGET_GLIBC={self.target_glibc}"] if self.target_glibc else []
         return [
             "make", "--no-print-directory", f"PROJECT={PROJECT}", f"CHANNELS={self.channel}",
-            f"PYTHON={self.python}", f"PKGS={pkgs}", f"CACHE={cache}", *goals,
+            f"PYTHON={self.python}", *glibc, f"PKGS={pkgs}", f"CACHE={cache}", *goals,
         ]  # fmt: skip
 
     def make(self, *goals: str, pkgs: Path, cache: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -140,7 +149,7 @@ class Workspace:
         (self.repo / ".venv").symlink_to(REPO / ".venv")
         log("preparing the repository copy (scan, render, lock)")
         self.make("lock", pkgs=self.pkgs_warm, cache=self.cache)
-        overrides = Overrides(channels=self.channel, python=self.python)
+        overrides = Overrides(channels=self.channel, python=self.python, target_glibc=self.target_glibc)
         self.key = resolve(self.repo / "projects" / PROJECT, overrides=overrides, root=self.repo).key
         if not (self.kdir / "rattler-lock.yml").is_file():
             raise BenchError(f"make lock wrote no {self.kdir / 'rattler-lock.yml'}: the build key is not {self.key}")
