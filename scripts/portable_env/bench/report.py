@@ -127,6 +127,13 @@ def time_breakdown(r: dict[str, Any]) -> list[str]:
             f"| {kind} | {took} | {secs(b['median_s'])} | "
             f"{secs(bp['install'])} + {secs(bp['pack'])} + {secs(bp['verify'])} |"
         )
+    for kind in ("cold", "warm"):
+        b = r["build"][kind]
+        if "manifest" in b["steps_s"] and "manifest_goal_s" in b:
+            lines.append(
+                f"\n{kind}: the manifest step took {b['steps_s']['manifest']:.1f} s "
+                f"(goal <= {b['manifest_goal_s']} s: {'met' if b['manifest_met'] else '**not met**'})."
+            )
     v, vc = r["verify"]["parts_s"], r["verify"]["parts_cpu_s"]
     lines += ["", "| verify-pack's work, measured part by part | Median | CPU |", "| --- | ---: | ---: |"]
     lines += [f"| {label} | {secs(v[key])} | {secs(vc[key])} |" for key, label in VERIFY_PART_LABELS]
