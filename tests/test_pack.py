@@ -129,3 +129,18 @@ def test_pack_env_errors_name_the_fix(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     with pytest.raises(UserError, match="valid levels 1-9"):
         pack.pack(tmp_path, tmp_path / "x.tar.gz", "tar.gz", level=12)
+
+
+def test_scrub_drops_the_build_path_hash_of_generated_entry_points() -> None:
+    """rattler records the hash and size of the console scripts it writes at
+    install (their first line names the build prefix): two checkouts at
+    different paths would pack different records."""
+    records = [
+        pack.scrub_record(json.dumps({"name": "pip", "paths_data": {"paths": [
+            {"_path": "bin/pip", "path_type": "unix_python_entry_point", "sha256": digest, "size_in_bytes": size},
+            {"_path": "lib/pip.py", "path_type": "hardlink", "sha256": "same", "size_in_bytes": 7}]}}).encode())
+        for digest, size in (("81d4", 257), ("df76", 258))]
+    assert records[0] == records[1]
+    entry, plain = yaml.safe_load(records[0])["paths_data"]["paths"]
+    assert "sha256" not in entry and "size_in_bytes" not in entry
+    assert plain == {"_path": "lib/pip.py", "path_type": "hardlink", "sha256": "same", "size_in_bytes": 7}

@@ -123,8 +123,8 @@ def test_render_writes_the_pip_section_conda_users_know(tmp_path: Path, repo: Re
     repo.project("p", {"a.py": "import tinylib\nimport yaml\n"},
                  settings_text("conda-forge", wheels, 'imports: {tinylib: "pypi:tinylib"}\npypi: ["clitool>=0.1"]\n'))
     env = yaml.safe_load(repo.make("PROJECT=p", "env-file").stdout)
-    assert env["dependencies"][:2] == ["python=3.11", "pyyaml"], env
-    assert env["dependencies"][2] == {"pip": ["--no-index", f"--find-links {wheels.as_uri()}",
+    assert env["dependencies"][:3] == ["python=3.11", "pip", "pyyaml"], env
+    assert env["dependencies"][3] == {"pip": ["--no-index", f"--find-links {wheels.as_uri()}",
                                               "--only-binary=:all:", "clitool>=0.1", "tinylib"]}
 
 

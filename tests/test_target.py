@@ -277,13 +277,13 @@ def test_make_pack_refuses_a_package_with_files_newer_than_the_target(channel: s
     write_info(tree, index, [paths_entry(tree, "lib/libfast.so")], {"summary": "needs a newer glibc"})
     write_conda(tree, chan / "linux-64" / "fastlib-1.0-0.conda", 1700000000)
     index_channel(chan)
-    repo.project("p", {"main.py": "import six\n"}, "packages: [fastlib]\n")
+    repo.project("p", {"main.py": "import six\n"}, "packages: [fastlib]\npip: false  # this channel has no pip\n")
     args = ("PROJECT=p", f"CHANNELS={chan.as_uri()}", f"PYTHON={host_python}")
     proc = repo.make(*args, "pack", check=False)
     assert proc.returncode != 0
     assert "lib/libfast.so needs glibc 2.99 (fastlib 1.0)" in proc.stderr, proc.stderr[-3000:]
     assert f"the target's {HOST_GLIBC}" in proc.stderr and not list((repo.root / "dist").glob("p-*"))
-    (repo.root / "projects" / "p" / "project.yml").write_text("packages: []\n")
+    (repo.root / "projects" / "p" / "project.yml").write_text("packages: []\npip: false\n")
     done = repo.make(*args, "pack", check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     m = json.loads((repo.root / "dist" / "p-linux-64.manifest.json").read_text())

@@ -290,6 +290,12 @@ def missing_message(
     lines = [f"no package of that name in the channels ({', '.join(channels)}):"]
     for name in missing:
         imports = (scan.get("imports") or {}).get(name) or {}
+        if name == "pip" and not imports:
+            lines.append(
+                f"  - 'pip': added to every python environment, as conda adds it (setting pip: true); the "
+                f"channels have none: add a pip package to them, or set pip: false in {settings}"
+            )
+            continue
         on_pypi = pypi.project_exists(name, pypi_index) if pypi_index else None
         pypi_name = pypi.canonical_pypi(name)
         found_on = (

@@ -124,6 +124,11 @@ def scrub_record(data: bytes) -> bytes:
         entry.pop("sha256_in_prefix", None)
         if entry.get("prefix_placeholder"):
             entry.pop("size_in_bytes", None)
+        if str(entry.get("path_type", "")).endswith("python_entry_point"):
+            # Written at install with the build prefix in its first line (and
+            # rewritten by pack): its hash and size are the build path's.
+            entry.pop("sha256", None)
+            entry.pop("size_in_bytes", None)
     return (json.dumps(record, indent=2) + "\n").encode()
 
 
