@@ -27,6 +27,15 @@ TEMPLATE_FILES = ["Makefile", "requirements.txt", "requirements.in", "requiremen
                   "scripts", "templates", "dist/.gitkeep", ".gitignore"]
 
 
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Create files (relative path -> text) under root."""
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return root
+
+
 def tool_env() -> dict[str, str]:
     """The environment with the tools venv first on PATH."""
     env = dict(os.environ)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_tree
 from portable_env.scan import is_test_path, parse_python, render, scan
 from portable_env.scan.evaluate import Evaluator
 from portable_env.settings import resolve
@@ -22,13 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "find-deps"
 
 
-def write(root: Path, files: dict[str, str]) -> Path:
-    """Create files (relative path -> text) under root."""
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return root
+write = write_tree
 
 
 def find_deps(root: Path, *args: str, rc: int = 0) -> tuple[dict, str]:

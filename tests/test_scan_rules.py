@@ -7,17 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import write_tree
 from portable_env.scan import scan
 from portable_env.scan.magics import cell_source, magic_imports
 
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    """Create files (relative path -> text) under root."""
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return root
+write = write_tree
 
 
 def notebook(*sources: str) -> str:
