@@ -345,6 +345,15 @@ def build_manifest(
 RFC3987_SYNTAX = ("1.1.0", "syntax_rfc3987.lark", ["iri", "iri_reference", "absolute_iri"], "earley")
 
 
+# A subset of RFC 3987 IRIs, each one valid (scheme://ireg-name[:port] and
+# an ipath-abempty, no userinfo, query or fragment): the package URLs. Those
+# are answered without the Earley parser (~40 ms a URL); anything else is parsed.
+SIMPLE_IRI = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*(?::[0-9]*)?"
+    r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)*"
+)
+
+
 def light_rfc3987_syntax() -> None:
     """Make the CycloneDX validation's import cheap, with the same checks.
 
@@ -374,6 +383,8 @@ def light_rfc3987_syntax() -> None:
     def is_valid_syntax(term: str, value: str) -> bool:
         from lark import Lark, exceptions
 
+        if term in ("iri", "iri_reference") and SIMPLE_IRI.fullmatch(value):
+            return True
         if (term, value) in seen:
             return seen[term, value]
         if not parsers:
