@@ -144,3 +144,21 @@ def test_scrub_drops_the_build_path_hash_of_generated_entry_points() -> None:
     entry, plain = yaml.safe_load(records[0])["paths_data"]["paths"]
     assert "sha256" not in entry and "size_in_bytes" not in entry
     assert plain == {"_path": "lib/pip.py", "path_type": "hardlink", "sha256": "same", "size_in_bytes": 7}
+
+
+def test_pack_uses_only_conda_packs_public_names() -> None:
+    """pack.py reaches conda-pack through the names it exports (conda_pack.__all__)
+    only: no private module, no monkeypatch."""
+    import ast
+
+    import conda_pack
+
+    tree = ast.parse((Path(pack.__file__)).read_text())
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("conda_pack"):
+            assert node.module == "conda_pack", f"private module {node.module}"
+            used |= {a.name for a in node.names}
+        if isinstance(node, ast.Import):
+            assert not any(a.name.startswith("conda_pack.") for a in node.names)
+    assert used and used <= set(conda_pack.__all__), used - set(conda_pack.__all__)

@@ -1,12 +1,11 @@
 """Pack a conda environment into a relocatable, reproducible archive.
 
-conda-pack does the relocation work (``CondaEnv`` / ``File`` and the
-``Packer`` its ``CondaEnv.pack`` drives): prefix rewriting,
-bin/conda-unpack, the activate scripts. Its Packer writes each entry to
-NormalisedArchive, which puts it, normalised, straight into the compressed
-archive (one pass over the files, no intermediate tar), so identical
-environments give byte-identical archives, on any checkout path, at any time
-and with any number of threads:
+conda-pack does the relocation work through its public interface
+(``CondaEnv`` / ``File`` / ``CondaEnv.pack``): prefix rewriting,
+bin/conda-unpack, the activate scripts. It writes a plain, uncompressed tar
+beside the output; this module then rewrites that tar entry by entry into
+the final archive, so identical environments give byte-identical archives,
+on any checkout path, at any time and with any number of threads:
   - entries in conda-pack's (sorted) order,
   - mtime = the archive time (formats.archive_mtime: $SOURCE_DATE_EPOCH,
     else the newest package build timestamp, which the lock fixes),
@@ -43,12 +42,12 @@ from __future__ import annotations
 
 import bz2
 import fnmatch
+import io
 import json
 import lzma
 import os
 import re
 import shutil
-import stat
 import struct
 import sys
 import tarfile
@@ -80,7 +79,6 @@ SLIM_EXCLUDES = [
 ]
 GZIP_BLOCK = 1 << 20  # fixed: the compressed bytes never depend on the number of threads
 GZIP_WINDOW = 32768
-COPY_CHUNK = 1 << 20  # file contents are read in pieces of this size
 # conda-pack skips these top-level folders of a prefix.
 SKIPPED_TOP = {"pkgs", "envs", "conda-bld"}
 
@@ -419,124 +417,26 @@ def writer(out: IO[bytes], fmt: formats.Format, level: int, jobs: int, mtime: in
 # --- the archive ---------------------------------------------------------------
 
 
-class TarStream:
-    """A PAX-format tar written to a Writer, as tarfile.TarFile(mode="w",
-    format=PAX_FORMAT) writes it (the same bytes), without its per-entry
-    overhead (user and group name lookups, copies, small reads)."""
-
-    def __init__(self, sink: Writer) -> None:
-        self.sink, self.offset = sink, 0
-        self.inodes: dict[tuple[int, int], str] = {}  # (inode, device) -> first name: later ones are hardlinks
-
-    def info(self, source: str, target: str) -> tarfile.TarInfo | None:
-        """The entry of source as tarfile.TarFile.gettarinfo makes it (names
-        and owners aside: normalise drops them); None for sockets."""
-        st = os.lstat(source)
-        name = target.replace(os.sep, "/").lstrip("/")
-        info = tarfile.TarInfo(name)
-        mode = st.st_mode
-        if stat.S_ISREG(mode):
-            inode = (st.st_ino, st.st_dev)
-            if st.st_nlink > 1 and inode in self.inodes and name != self.inodes[inode]:
-                info.type, info.linkname = tarfile.LNKTYPE, self.inodes[inode]
+def rewrite(plain_tar: Path, sink: Writer, mtime: int) -> None:
+    """Copy a plain tar into sink, every entry normalised, conda-meta records scrubbed."""
+    with tarfile.open(plain_tar, "r:") as src, tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as dst:  # type: ignore[call-overload]
+        for member in src:
+            info = normalise(member, mtime)
+            if not member.isreg():
+                dst.addfile(info)
+                continue
+            data = src.extractfile(member)
+            assert data is not None  # a regular file
+            if member.name == "bin/conda-unpack":  # conda-pack writes `#!/usr/bin/env python`
+                body = relocatable(data.read(), "python", [])
+                info.size = len(body)
+                dst.addfile(info, io.BytesIO(body))
+            elif is_record(member.name):
+                body = scrub_record(data.read())
+                info.size = len(body)
+                dst.addfile(info, io.BytesIO(body))
             else:
-                info.type, info.size = tarfile.REGTYPE, st.st_size
-                if inode[0]:
-                    self.inodes[inode] = name
-        elif stat.S_ISDIR(mode):
-            info.type = tarfile.DIRTYPE
-        elif stat.S_ISLNK(mode):
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
-        elif stat.S_ISFIFO(mode):
-            info.type = tarfile.FIFOTYPE
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        else:
-            return None
-        info.mode = stat.S_IMODE(mode)
-        return info
-
-    def add(self, info: tarfile.TarInfo, data: bytes | None = None, source: str | None = None) -> None:
-        """One entry; a regular file's contents from data or the file source."""
-        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        self.sink.write(header)
-        self.offset += len(header)
-        if not info.isreg():
-            return
-        if data is not None:
-            self.sink.write(data)
-        elif source is not None:
-            left = info.size
-            with open(source, "rb") as f:
-                while left > 0:
-                    chunk = f.read(min(left, COPY_CHUNK))
-                    if not chunk:
-                        raise OSError(f"{source}: shorter than when it was listed (unexpected end of data)")
-                    self.sink.write(chunk)
-                    left -= len(chunk)
-        blocks, rest = divmod(info.size, tarfile.BLOCKSIZE)
-        if rest:
-            self.sink.write(tarfile.NUL * (tarfile.BLOCKSIZE - rest))
-            blocks += 1
-        self.offset += blocks * tarfile.BLOCKSIZE
-
-    def close(self) -> None:
-        """The end-of-archive blocks, padded to a full record."""
-        end = tarfile.NUL * (tarfile.BLOCKSIZE * 2)
-        self.offset += len(end)
-        rest = self.offset % tarfile.RECORDSIZE
-        self.sink.write(end + (tarfile.NUL * (tarfile.RECORDSIZE - rest) if rest else b""))
-
-
-class NormalisedArchive:
-    """What conda-pack's Packer writes to (its archive's add / add_bytes),
-    written straight into the compressed tar: every entry normalised,
-    conda-meta records scrubbed, bin/conda-unpack made relocatable. One pass
-    over the files; the entries, their order and their bytes are those
-    conda-pack's plain tar would have, normalised."""
-
-    def __init__(self, tar: TarStream, mtime: int) -> None:
-        self.tar, self.mtime = tar, mtime
-
-    def add(self, source: str, target: str) -> None:
-        info = self.tar.info(source, target)
-        if info is None:  # a socket: tarfile leaves it out
-            return
-        if info.isreg() and (target == "bin/conda-unpack" or is_record(target)):
-            with open(source, "rb") as f:
-                self.add_bytes(source, f.read(), target)
-            return
-        self.tar.add(normalise(info, self.mtime), source=source if info.isreg() else None)
-
-    def add_bytes(self, source: str, data: bytes, target: str) -> None:
-        info = self.tar.info(source, target)
-        if info is None:
-            return
-        if not info.isreg():  # a hardlink to an earlier entry: conda-pack's tar writes no data for it
-            self.tar.add(normalise(info, self.mtime))
-            return
-        if target == "bin/conda-unpack":  # conda-pack writes `#!/usr/bin/env python`
-            data = relocatable(data, "python", [])
-        elif is_record(target):
-            data = scrub_record(data)
-        info.size = len(data)
-        self.tar.add(normalise(info, self.mtime), data=data)
-
-
-def write_archive(env: Any, sink: Writer, mtime: int, verbose: bool = False) -> None:
-    """Pack a conda_pack.CondaEnv into sink as a normalised tar, in one pass
-    (conda-pack's Packer: prefix records, activate scripts, conda-unpack)."""
-    from conda_pack.core import Packer
-
-    if verbose:
-        print(f"Packing environment at {env.prefix!r}", file=sys.stderr)
-    tar = TarStream(sink)
-    packer = Packer(env.prefix, NormalisedArchive(tar, mtime))
-    for file in env.files:
-        packer.add(file)
-    packer.finish()
-    tar.close()
+                dst.addfile(info, data)
 
 
 @contextmanager
@@ -583,17 +483,21 @@ def pack(
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
+    plain = out.with_name(out.name + ".plain.tar")
     scratch = out.with_name(out.name + ".scripts")
     try:
-        with _temp_files_in(out.parent), open(tmp, "wb") as raw:
-            shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            with _temp_files_in(out.parent):
+                shutil.rmtree(scratch, ignore_errors=True)
+                conda_env(prefix, slim, scratch).pack(output=str(plain), format="tar", verbose=verbose, force=True)
+        except CondaPackException as exc:
+            raise UserError(
+                f"conda-pack refused {prefix}: {exc}\n  rebuild the environment: rm -rf {prefix} and run make again"
+            ) from None
+        with open(tmp, "wb") as raw:
             sink = writer(raw, form, level, jobs, stamp)
             try:
-                write_archive(conda_env(prefix, slim, scratch), sink, stamp, verbose)
-            except CondaPackException as exc:
-                raise UserError(
-                    f"conda-pack refused {prefix}: {exc}\n  rebuild the environment: rm -rf {prefix} and run make again"
-                ) from None
+                rewrite(plain, sink, stamp)
             finally:
                 sink.close()
         os.chmod(tmp, 0o644)
@@ -605,4 +509,5 @@ def pack(
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
+        plain.unlink(missing_ok=True)
         shutil.rmtree(scratch, ignore_errors=True)
