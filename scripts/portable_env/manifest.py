@@ -47,11 +47,8 @@ file and a rename, by scripts/write-manifest.)
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
-import sys
-import types
 import uuid
 from datetime import UTC, datetime
 from importlib import metadata
@@ -341,65 +338,6 @@ def build_manifest(
 
 # --- the SBOM ----------------------------------------------------------------
 
-# rfc3987-syntax's parser, as its syntax_helpers.syntax_parser builds it (the version it is copied from).
-RFC3987_SYNTAX = ("1.1.0", "syntax_rfc3987.lark", ["iri", "iri_reference", "absolute_iri"], "earley")
-
-
-# A subset of RFC 3987 IRIs, each one valid (scheme://ireg-name[:port] and
-# an ipath-abempty, no userinfo, query or fragment): the package URLs. Those
-# are answered without the Earley parser (~40 ms a URL); anything else is parsed.
-SIMPLE_IRI = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*(?::[0-9]*)?"
-    r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)*"
-)
-
-
-def light_rfc3987_syntax() -> None:
-    """Make the CycloneDX validation's import cheap, with the same checks.
-
-    jsonschema checks the iri and iri-reference formats with
-    ``rfc3987_syntax.is_valid_syntax``; importing that module compiles 39
-    Earley parsers (1.5-3 s), of which is_valid_syntax uses one. This stands
-    in for the module with that function alone, its one parser built on first
-    use from the same grammar file with the same options (and its answers
-    remembered). Only for the
-    version it was copied from; any other is imported as it is."""
-    if "rfc3987_syntax" in sys.modules:
-        return
-    version, grammar_name, starts, parser_type = RFC3987_SYNTAX
-    try:
-        if metadata.version("rfc3987-syntax") != version:
-            return
-    except metadata.PackageNotFoundError:
-        return
-    spec = importlib.util.find_spec("rfc3987_syntax")
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    grammar = Path(folders[0], grammar_name) if folders else None
-    if grammar is None or not grammar.is_file():
-        return
-    parsers: list[Any] = []
-    seen: dict[tuple[str, str], bool] = {}  # both manifests of a pack check the same URLs
-
-    def is_valid_syntax(term: str, value: str) -> bool:
-        from lark import Lark, exceptions
-
-        if term in ("iri", "iri_reference") and SIMPLE_IRI.fullmatch(value):
-            return True
-        if (term, value) in seen:
-            return seen[term, value]
-        if not parsers:
-            parsers.append(Lark(grammar.read_text(encoding="utf-8"), start=starts, parser=parser_type))
-        try:
-            parsers[0].parse(value, start=term)
-            seen[term, value] = True
-        except exceptions.LarkError:
-            seen[term, value] = False
-        return seen[term, value]
-
-    stand_in = types.ModuleType("rfc3987_syntax")
-    stand_in.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
-    sys.modules["rfc3987_syntax"] = stand_in
-
 
 def purl_of(pkg: dict[str, Any]) -> Any:
     """The package URL (pkg:conda/...) of a manifest package."""
@@ -417,7 +355,6 @@ def purl_of(pkg: dict[str, Any]) -> Any:
 
 def sbom_json(manifest: dict[str, Any]) -> str:
     """The CycloneDX 1.6 JSON SBOM of the manifest's packages, validated."""
-    light_rfc3987_syntax()
     from cyclonedx.contrib.license.factories import LicenseFactory
     from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
     from cyclonedx.model.bom import Bom, BomMetaData
