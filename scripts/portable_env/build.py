@@ -12,7 +12,7 @@ archive: ship the project's code, check the env against the target machine
 
 Each sub-step is one of the executables (scripts/create-env, ship-code,
 check-target, write-manifest, pack-env, verify-pack), run with a progress line.
-The archive's sub-steps run in this process (the executable's main() with
+The archive's sub-steps run in this process (their module's main() with
 its command line), so conda-pack, cyclonedx and jsonschema are imported once
 and the ELF files are read once (portable_env.glibc remembers its scan) for
 the target check and both manifests; creating the environment (rattler)
@@ -22,17 +22,15 @@ stays in child processes.
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
 import os
 import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
-from portable_env import env, gate, pypi
+from portable_env import env, gate, glibc, manifest, pack, pypi, ship, verify
 from portable_env.errors import UserError, run
 from portable_env.files import sha256_of, write_atomic
 from portable_env.rattler_exit import exit_without_finalizing
@@ -55,29 +53,24 @@ def step(project: str, label: str, cmd: list[str], in_process: bool = False) -> 
     print(f"{tag}: done in {took}", file=sys.stderr, flush=True)
 
 
-_SCRIPTS: dict[str, ModuleType] = {}
-
-
-def script_module(path: str) -> ModuleType:
-    """An executable of scripts/ (a Python file without .py) loaded as a module, once."""
-    if path not in _SCRIPTS:
-        name = "portable_env_script_" + Path(path).name.replace("-", "_")
-        loader = importlib.machinery.SourceFileLoader(name, path)
-        spec = importlib.util.spec_from_loader(name, loader)
-        assert spec is not None
-        module = importlib.util.module_from_spec(spec)
-        loader.exec_module(module)
-        _SCRIPTS[path] = module
-    return _SCRIPTS[path]
+# The executables run in this process: scripts/<name> -> its module's main(argv).
+IN_PROCESS: dict[str, Callable[[list[str] | None], int]] = {
+    "ship-code": ship.main,
+    "check-target": glibc.main,
+    "write-manifest": manifest.main,
+    "pack-env": pack.main,
+    "verify-pack": verify.main,
+}
 
 
 def run_script(cmd: list[str]) -> int:
-    """Exit code of an executable's main() run in this process with cmd as
-    its command line (what a child process would return)."""
+    """Exit code of an executable's main() (IN_PROCESS) run in this process
+    with cmd as its command line (what a child process would return)."""
+    main = IN_PROCESS[Path(cmd[0]).name]
     saved = sys.argv
     sys.argv = list(cmd)
     try:
-        code = script_module(cmd[0]).main()
+        code = main(cmd[1:])
     except SystemExit as exc:  # argparse
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception:  # a bug in the sub-step: its traceback, as a child process would print it

@@ -11,15 +11,18 @@ solved for another target than the settings'.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import struct
+import sys
 from pathlib import Path
 from typing import IO, Any
 
 from portable_env import lock
-from portable_env.errors import UserError
+from portable_env.errors import UserError, run
+from portable_env.settings import load
 
 GLIBC_SYMBOL = re.compile(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?")
 ELF_MAGIC = b"\x7fELF"
@@ -240,3 +243,40 @@ def check(prefix: Path, target: lock.Target, settings_file: str, project: str) -
         )
         raise UserError("\n".join(lines))
     return summary(found)
+
+
+CLI_DOC = """Refuse to pack an environment the target machine cannot run.
+
+  check-target --prefix ENV --settings build/P/KEY/settings.json [--explicit conda-linux-64.lock]
+
+Fails (naming the worst files, their packages and the fix) when an ELF file
+of ENV needs a newer glibc (GLIBC_x.y symbol versions) than the settings'
+target glibc, and, with --explicit, when the lock was solved for another
+target than the settings'. See scripts/portable_env/glibc.py.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/check-target: see CLI_DOC."""
+    ap = argparse.ArgumentParser(
+        prog="check-target", description=CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--prefix", type=Path, required=True, help="the built environment")
+    ap.add_argument("--settings", type=Path, required=True, help="build/<project>/<key>/settings.json (target)")
+    ap.add_argument("--explicit", type=Path, help="the @EXPLICIT lock: it must record the same target")
+    args = ap.parse_args(argv)
+
+    def go() -> int:
+        s = load(args.settings)
+        target = lock.Target.of(s.target)
+        if args.explicit is not None:
+            check_lock_target(args.explicit, target, s.project)
+        found = check(args.prefix, target, s.settings_file, s.project)
+        need = f"glibc >= {found['version']} ({found['file']})" if found["version"] else "no glibc symbols"
+        print(
+            f"target: {found['elf_files']} ELF files need at most the target's glibc {target.glibc}: {need}",
+            file=sys.stderr,
+        )
+        return 0
+
+    return run(go, "target")

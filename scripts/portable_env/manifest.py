@@ -46,9 +46,11 @@ file and a rename, by scripts/write-manifest.)
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import re
+import sys
 import uuid
 from datetime import UTC, datetime
 from importlib import metadata
@@ -58,9 +60,9 @@ from typing import Any
 import yaml
 
 from portable_env import formats, glibc, lock, pypi
-from portable_env.errors import UserError
+from portable_env.errors import UserError, run
 from portable_env.files import sha256_of, write_atomic
-from portable_env.settings import PYPI_PREFIX
+from portable_env.settings import PYPI_PREFIX, load
 
 FORMAT = "portable-env-manifest/1"
 CODE_RECORD = "share/portable-env/code.json"
@@ -516,3 +518,76 @@ def show(path: Path) -> str:
         return summary(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot read {path} ({exc}); build it with make manifest") from None
+
+
+CLI_DOC = """Write the manifest and the CycloneDX SBOM of a built environment.
+
+  write-manifest --prefix ENV --deps deps.yml --settings build/P/KEY/settings.json \\
+      --out-manifest M.json [--out-sbom S.cdx.json] [--tarball T] [--lock L ...]
+  write-manifest --print M.json      (a manifest, human-readable)
+
+--project and --platform stand in for (or override) the settings' values; the
+declared target (glibc, cpu, cuda) comes from the settings only.
+What the files record: see scripts/portable_env/manifest.py.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/write-manifest: see CLI_DOC."""
+    ap = argparse.ArgumentParser(
+        prog="write-manifest", description=CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--prefix", type=Path, help="the built environment")
+    ap.add_argument("--deps", type=Path, help="build/<project>/<key>/deps.yml")
+    ap.add_argument("--settings", type=Path, help="build/<project>/<key>/settings.json (project, platform, target)")
+    ap.add_argument("--project", help="project name (default: the settings')")
+    ap.add_argument("--platform", help="conda platform, e.g. linux-64 (default: the settings')")
+    ap.add_argument("--out-manifest", type=Path, help="manifest JSON to write")
+    ap.add_argument("--out-sbom", type=Path, help="CycloneDX JSON SBOM to write")
+    ap.add_argument("--tarball", type=Path, help="the packed archive: record its name, size and sha256")
+    ap.add_argument(
+        "--lock",
+        type=Path,
+        action="append",
+        default=[],
+        help="rattler-lock.yml or @EXPLICIT lock the env must match (repeatable)",
+    )
+    ap.add_argument(
+        "--print", dest="show", type=Path, metavar="MANIFEST", help="print MANIFEST human-readably and exit"
+    )
+    args = ap.parse_args(argv)
+    if args.show:
+        return run(lambda: print(show(args.show)) or 0, "manifest")
+    settings = load(args.settings) if args.settings else None
+    project = args.project or (settings.project if settings else None)
+    platform = args.platform or (settings.platform if settings else None)
+    missing = [
+        opt
+        for opt, value in (
+            ("--prefix", args.prefix),
+            ("--deps", args.deps),
+            ("--settings (or --project)", project),
+            ("--settings (or --platform)", platform),
+            ("--out-manifest", args.out_manifest),
+        )
+        if value is None
+    ]
+    if missing:
+        ap.error(f"missing {', '.join(missing)} (or use --print MANIFEST)")
+    assert project is not None and platform is not None  # else ap.error exited
+
+    def go() -> int:
+        target = lock.Target.of(settings.target) if settings else None
+        m = build_manifest(args.prefix, args.deps, project, platform, args.tarball, args.lock, target)
+        write(m, args.out_manifest, args.out_sbom)
+        min_glibc = m["target"]["min_glibc"]
+        print(
+            f"manifest: {len(m['packages'])} packages, {len(m['smoke_imports'])} imports"
+            + (f", needs glibc >= {min_glibc}" if min_glibc else "")
+            + f" -> {args.out_manifest}"
+            + (f", {args.out_sbom}" if args.out_sbom else ""),
+            file=sys.stderr,
+        )
+        return 0
+
+    return run(go, f"[{project}] manifest")

@@ -40,6 +40,7 @@ The archive is written to OUT.tmp and renamed.
 
 from __future__ import annotations
 
+import argparse
 import bz2
 import fnmatch
 import io
@@ -62,7 +63,8 @@ from typing import IO, Any, Protocol
 
 from portable_env import formats
 from portable_env.env import uncached_binaries
-from portable_env.errors import UserError
+from portable_env.errors import UserError, run
+from portable_env.settings import load
 
 # slim: true leaves these out (fnmatch on paths in the prefix; '*' crosses
 # '/'): installed packages' test suites, static libraries, C headers and
@@ -511,3 +513,55 @@ def pack(
         tmp.unlink(missing_ok=True)
         plain.unlink(missing_ok=True)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+CLI_DOC = """Pack a conda environment into a relocatable, reproducible archive.
+
+conda-pack (its public interface) does the relocation work; every archive
+entry is then normalised (order, mtime, owners, permissions, conda-meta
+records without build paths) and compressed so the same environment gives
+the same bytes on any path, at any time, with any number of threads. The
+entries' mtime is --mtime, else $SOURCE_DATE_EPOCH, else the newest package
+build timestamp. See scripts/portable_env/pack.py.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/pack-env: see CLI_DOC."""
+    ap = argparse.ArgumentParser(
+        prog="pack-env", description=CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--prefix", type=Path, required=True, help="the environment to pack")
+    ap.add_argument("--out", type=Path, required=True, help="archive to write")
+    ap.add_argument(
+        "--settings", type=Path, help="build/<project>/<key>/settings.json: format, compression_level, slim"
+    )
+    ap.add_argument(
+        "--format", choices=formats.names(), help=f"archive format (default: the settings', else {formats.DEFAULT})"
+    )
+    ap.add_argument("--level", type=int, help="compression level (default: the settings', else the format's default)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="compression threads (default: cores; the bytes are the same for any number)",
+    )
+    ap.add_argument("--mtime", type=int, help="timestamp of every entry (default: see above)")
+    ap.add_argument(
+        "--slim",
+        action="store_true",
+        default=None,
+        help="leave out tests, headers, docs, static libraries (default: the settings')",
+    )
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+
+    def go() -> int:
+        s = load(args.settings) if args.settings else None
+        fmt = args.format or (s.format if s else formats.DEFAULT)
+        level = args.level if args.level is not None else (s.compression_level if s and fmt == s.format else None)
+        slim = args.slim if args.slim is not None else bool(s and s.slim)
+        pack(args.prefix, args.out, fmt, level, args.jobs, args.mtime, slim, args.verbose, s.project if s else "")
+        return 0
+
+    return run(go, "pack")

@@ -26,6 +26,7 @@ run shipped and removes launchers no longer asked for.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -36,9 +37,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from portable_env.errors import UserError
+from portable_env.errors import UserError, run
 from portable_env.files import is_test_path, project_files, sha256_of, walk, write_atomic
-from portable_env.settings import FUNCTION_RE, LAUNCHER_NAME_RE, MODULE_RE, RESERVED_LAUNCHERS
+from portable_env.settings import FUNCTION_RE, LAUNCHER_NAME_RE, MODULE_RE, RESERVED_LAUNCHERS, load
 
 RECORD = "share/portable-env/code.json"
 MARKER = "# portable-env launcher"
@@ -299,3 +300,86 @@ def plan(project_dir: Path, project: str, ship_code: bool, entry_points: dict[st
         "files": [{"path": rel, "sha256": sha256_of(project_dir / rel)} for rel in shipped],
         "entry_points": dict(sorted(entry_points.items())),
     }
+
+
+CLI_DOC = """Ship a project's own code inside its environment, with launchers.
+
+  ship-code --settings build/P/settings.json --prefix ENV [--code | --no-code]
+            [--entry-point 'NAME = SPEC' ...]
+  ship-code --plan --settings build/P/settings.json [--out FILE] ...
+            print (or write to FILE) what would be shipped (JSON: files with their sha256,
+            entry points) without touching an environment; its output
+            changes exactly when a pack must ship something new
+  ship-code --project-dir DIR [--project NAME] ...
+            without settings: ship only what --code / --entry-point ask for
+
+The settings give the project, its folder, ship_code and entry_points;
+--code/--no-code override ship_code, --entry-point adds launchers:
+  NAME = module:function      calls function() and exits with its value;
+  NAME = module               runs `python -m module`;
+  NAME = path/script.py       runs the shipped script (shipping required).
+What is shipped (the project's .py/.ipynb files as portable_env.files lists
+them, without tests, plus its packages' data files) goes to ENV/share/P/,
+recorded in ENV/share/portable-env/code.json. The logic lives in
+portable_env.ship.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/ship-code: see CLI_DOC."""
+    ap = argparse.ArgumentParser(
+        prog="ship-code", description=CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--settings", type=Path, help="build/P/settings.json (project, ship_code, entry_points)")
+    ap.add_argument("--project-dir", type=Path, help="projects/<name> (default: the settings' project folder)")
+    ap.add_argument("--prefix", type=Path, help="the built environment (required unless --plan)")
+    ap.add_argument("--project", help="project name (default: the settings' project, else the folder's name)")
+    code = ap.add_mutually_exclusive_group()
+    code.add_argument("--code", dest="ship_code", action="store_true", default=None, help="ship the code")
+    code.add_argument("--no-code", dest="ship_code", action="store_false", help="do not ship the code")
+    ap.add_argument(
+        "--entry-point",
+        action="append",
+        default=[],
+        metavar="'NAME = SPEC'",
+        help="a launcher (repeatable; added to the settings' entry_points)",
+    )
+    ap.add_argument("--plan", action="store_true", help="print what would be shipped (JSON) and exit")
+    ap.add_argument("--out", type=Path, help="with --plan: write the plan here (temp file + rename)")
+    args = ap.parse_args(argv)
+    if not args.plan and args.prefix is None:
+        ap.error("--prefix is required (or use --plan)")
+    if args.settings is None and args.project_dir is None:
+        ap.error("give --settings build/P/settings.json or --project-dir DIR")
+    name = args.project or (args.project_dir.resolve().name if args.project_dir else args.settings.parent.name)
+
+    def go() -> int:
+        s = load(args.settings) if args.settings else None
+        project_dir: Path = args.project_dir or Path(s.project_dir if s else ".")
+        project = args.project or (s.project if s else project_dir.resolve().name)
+        if not project_dir.is_dir():
+            raise UserError(f"{project_dir}: no such project folder")
+        ship_code = args.ship_code if args.ship_code is not None else bool(s and s.ship_code)
+        entry_points = {**(s.entry_points if s else {}), **parse_entry_points(args.entry_point)}
+        if args.plan:
+            text = json.dumps(plan(project_dir, project, ship_code, entry_points), indent=2) + "\n"
+            if args.out:
+                write_atomic(args.out, text)
+            else:
+                print(text, end="")
+            return 0
+        try:
+            record = ship(project_dir, args.prefix, project, ship_code, entry_points)
+        except OSError as exc:
+            raise UserError(
+                f"cannot write {exc.filename}: {exc.strerror}; free some space or make the environment writable"
+            ) from None
+        if record["files"] or record["entry_points"]:
+            print(
+                f"ship-code: {len(record['files'])} files -> {record['dir'] or '(none)'}; launchers: "
+                f"{', '.join('bin/' + n for n in record['entry_points']) or '(none)'}",
+                file=sys.stderr,
+            )
+        return 0
+
+    return run(go, f"[{name}] ship-code")

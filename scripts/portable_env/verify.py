@@ -23,6 +23,7 @@ The unpacked copy is removed afterwards.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -37,8 +38,9 @@ import yaml
 from packaging.requirements import Requirement
 
 from portable_env import formats, probe
-from portable_env.errors import UserError
+from portable_env.errors import UserError, report, run
 from portable_env.files import canon, sha256_of, spec_name
+from portable_env.settings import load
 
 MANIFEST = "share/portable-env/manifest.json"  # written by scripts/write-manifest
 # conda-pack's own relocation script records the old prefix on purpose.
@@ -357,3 +359,51 @@ def verify(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return time.monotonic() - start
+
+
+CLI_DOC = """Verify a packed environment the way a user on another machine uses it.
+
+Checks the archive against its .sha256 file (when given), unpacks it at
+another path (refusing entries that would escape it), runs conda-unpack,
+runs the import probe with the unpacked python (the installer runs the same
+one) for every installed detected package (required, optional, on-demand),
+runs every python script in bin/ without activation (it must start the
+unpacked python) and `bin/python -m pip --version` when pip is installed,
+checks no file, text or binary, still contains the build prefix, and runs
+the settings' smoke_test. Exits non-zero naming the import or file that broke.
+See scripts/portable_env/verify.py.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """scripts/verify-pack: see CLI_DOC."""
+    ap = argparse.ArgumentParser(
+        prog="verify-pack", description=CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("tarball", type=Path)
+    ap.add_argument(
+        "--deps", type=Path, help=f"deps.yml: the detected imports to check (default: the archive's {MANIFEST})"
+    )
+    ap.add_argument("--env-file", type=Path, help="environment.yml: only the packages it installed are checked")
+    ap.add_argument("--sha256", type=Path, help="sha256sum-style file to check the archive against")
+    ap.add_argument("--build-prefix", help="path the environment was built at (must not remain)")
+    ap.add_argument("--workdir", type=Path, help="where to unpack (default: the system temp dir)")
+    ap.add_argument("--project", default="", help="project name for messages (default: the settings')")
+    ap.add_argument("--settings", type=Path, help="build/<project>/settings.json: its smoke_test command is run too")
+    args = ap.parse_args(argv)
+    try:
+        settings = load(args.settings) if args.settings else None
+    except UserError as exc:
+        report(exc, "verify")
+        return 1
+    project = args.project or (settings.project if settings else "")
+
+    def go() -> int:
+        packages = import_packages(args.deps, args.env_file) if args.deps else None
+        names = sorted(packages) if packages is not None else None
+        smoke = (settings.smoke_test if settings else None) or ""
+        took = verify(args.tarball, names, args.build_prefix, args.workdir, smoke, args.sha256, packages, project)
+        print(f"verify: {args.tarball.name} OK ({took:.1f}s)", file=sys.stderr)
+        return 0
+
+    return run(go, f"[{project}] verify" if project else "verify")
