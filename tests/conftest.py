@@ -113,17 +113,3 @@ class Repo:
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     return Repo(tmp_path / "repo")
-
-
-def load_script(name: str):
-    """Import scripts/<name> (a Python script without .py) as a module."""
-    import importlib.machinery
-    import importlib.util
-
-    sys.dont_write_bytecode = True  # no scripts/__pycache__
-    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(REPO / "scripts" / name))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module  # dataclasses look their module up there
-    loader.exec_module(module)
-    return module
