@@ -93,6 +93,23 @@ def is_test_path(rel: Path) -> bool:
     return any(TEST_DIR_RE.match(p) for p in rel.parts[:-1]) or bool(TEST_FILE_RE.match(rel.name))
 
 
+def conda_file_owners(prefix: Path) -> dict[str, tuple[str, str]]:
+    """Prefix-relative path -> (name, version) of the conda package that
+    installed it, from the env's conda-meta/*.json "files" lists (unreadable
+    records are skipped)."""
+    import json
+
+    found: dict[str, tuple[str, str]] = {}
+    for meta in sorted((prefix / "conda-meta").glob("*.json")):
+        try:
+            record = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            continue
+        for rel in record.get("files") or []:
+            found[rel] = (str(record.get("name") or meta.stem), str(record.get("version") or ""))
+    return found
+
+
 def walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
     """os.walk of a project tree, sorted, without hidden folders, caches and
     virtual environments (folders with pyvenv.cfg or conda-meta/)."""

@@ -12,7 +12,6 @@ solved for another target than the settings'.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import struct
@@ -22,6 +21,7 @@ from typing import IO, Any
 
 from portable_env import lock
 from portable_env.errors import UserError, run
+from portable_env.files import conda_file_owners
 from portable_env.settings import load
 
 GLIBC_SYMBOL = re.compile(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?")
@@ -176,15 +176,7 @@ def scan(prefix: Path) -> dict[str, Any]:
 
 def owners(prefix: Path) -> dict[str, str]:
     """Relative path -> 'name version' of the conda package that installed it (conda-meta/*.json)."""
-    found: dict[str, str] = {}
-    for meta in sorted((prefix / "conda-meta").glob("*.json")):
-        try:
-            record = json.loads(meta.read_text())
-        except (OSError, ValueError):
-            continue
-        for rel in record.get("files") or []:
-            found[rel] = f"{record.get('name', meta.stem)} {record.get('version', '')}".strip()
-    return found
+    return {rel: f"{name} {version}".strip() for rel, (name, version) in conda_file_owners(prefix).items()}
 
 
 def version_text(version: tuple[int, int]) -> str:

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from portable_env.errors import UserError, run
-from portable_env.files import write_atomic
+from portable_env.files import conda_file_owners, write_atomic
 from portable_env.settings import PYPI_INDEX_DEFAULT, canonical_pypi
 
 HASH_LINE = "# spec-sha256: "
@@ -530,15 +530,7 @@ def wheel_targets(wheel: Path, prefix: Path) -> list[str]:
 
 def conda_files(prefix: Path) -> dict[str, str]:
     """Prefix-relative path -> the conda package that installed it (conda-meta files lists)."""
-    owned = {}
-    for record in sorted((prefix / "conda-meta").glob("*.json")):
-        try:
-            data = json.loads(record.read_text())
-        except (OSError, ValueError):
-            continue
-        for path in data.get("files") or []:
-            owned[path] = f"{data.get('name')} {data.get('version')}"
-    return owned
+    return {rel: f"{name} {version}" for rel, (name, version) in conda_file_owners(prefix).items()}
 
 
 def check_overwrites(prefix: Path, wheels: list[tuple[Locked, Path]]) -> None:

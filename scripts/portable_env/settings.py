@@ -29,7 +29,7 @@ import yaml
 
 from portable_env import formats
 from portable_env.errors import UserError, run
-from portable_env.files import write_atomic, write_if_changed
+from portable_env.files import canon, write_atomic, write_if_changed
 from portable_env.projects import name_problem
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -495,8 +495,8 @@ def resolve(
 
 
 def canonical_pypi(name: str) -> str:
-    """A PyPI project name in its PEP 503 normal form (lowercase, runs of -_. as '-')."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """A PyPI project name in its PEP 503 normal form (lowercase, runs of -_. as '-'): files.canon."""
+    return canon(name)
 
 
 def _import_target(v: str | None) -> str:

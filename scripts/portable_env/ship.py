@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from portable_env.errors import UserError, run
-from portable_env.files import is_test_path, project_files, sha256_of, walk, write_atomic
+from portable_env.files import conda_file_owners, is_test_path, project_files, sha256_of, walk, write_atomic
 from portable_env.settings import FUNCTION_RE, LAUNCHER_NAME_RE, MODULE_RE, RESERVED_LAUNCHERS, load
 
 RECORD = "share/portable-env/code.json"
@@ -120,10 +120,7 @@ def parse_entry_points(items: list[str]) -> dict[str, str]:
 
 def owned_paths(prefix: Path) -> set[str]:
     """Every path installed by a conda package of prefix."""
-    owned: set[str] = set()
-    for record in (prefix / "conda-meta").glob("*.json"):
-        owned.update(json.loads(record.read_text()).get("files", []))
-    return owned
+    return set(conda_file_owners(prefix))
 
 
 def check_entry_point(name: str, spec: str, shipped: list[str], owned: set[str]) -> str:

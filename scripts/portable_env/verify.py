@@ -39,7 +39,7 @@ from packaging.requirements import Requirement
 
 from portable_env import formats, probe
 from portable_env.errors import UserError, report, run
-from portable_env.files import canon, sha256_of, spec_name
+from portable_env.files import canon, conda_file_owners, sha256_of, spec_name
 from portable_env.settings import load
 
 MANIFEST = "share/portable-env/manifest.json"  # written by scripts/write-manifest
@@ -172,15 +172,7 @@ def leftover_prefix(root: Path, prefix: bytes) -> list[str]:
 
 def owners(root: Path) -> dict[str, str]:
     """File -> name of the package that installed it (the unpacked conda-meta records)."""
-    found = {}
-    for record in sorted((root / "conda-meta").glob("*.json")):
-        try:
-            data = json.loads(record.read_text())
-        except (OSError, ValueError):
-            continue
-        for rel in data.get("files") or []:
-            found[rel] = str(data.get("name") or record.stem)
-    return found
+    return {rel: name for rel, (name, _version) in conda_file_owners(root).items()}
 
 
 def check_leftover_prefix(root: Path, build_prefix: str, project: str = "") -> None:
