@@ -98,11 +98,16 @@ ifneq ($(filter adopt,$(MAKECMDGOALS)),)
   endif
 endif
 
-UNAME = $(shell uname -sm)
+# uname runs once, and only for the goals that need the platform.
+ifneq ($(PROJECT_GOAL)$(filter clean,$(MAKECMDGOALS)),)
+  UNAME := $(shell uname -sm)
+else
+  UNAME :=
+endif
 PLATFORM_TABLE := Linux_x86_64:linux-64 Linux_aarch64:linux-aarch64 Darwin_arm64:osx-arm64 Darwin_x86_64:osx-64
 empty :=
 space := $(empty) $(empty)
-PLATFORM = $(or $(patsubst $(subst $(space),_,$(UNAME)):%,%,$(filter $(subst $(space),_,$(UNAME)):%,$(PLATFORM_TABLE))),unsupported)
+PLATFORM := $(or $(patsubst $(subst $(space),_,$(UNAME)):%,%,$(filter $(subst $(space),_,$(UNAME)):%,$(PLATFORM_TABLE))),unsupported)
 
 .PHONY: help
 help: ## Show this help
