@@ -6,17 +6,21 @@ env:     create the environment from the lock, unless the content gate says
          made from and no package file is missing.
 archive: ship the project's code, check the env against the target machine
          (the lock's target, no ELF file needing a newer glibc), write the
-         manifest into the env, pack it, verify the archive at another path, and only then give it its final
-         name with its checksum, manifest and SBOM. An environment found
-         incomplete here is recreated first, never packed.
+         manifest into the env, pack it, verify the archive at another path,
+         and only then give it its final name and publish its checksum,
+         manifest and SBOM: the env's manifest plus the archive's record
+         (write-manifest --base), the archive read once for its sha256. An
+         environment found incomplete here is recreated first, never packed.
 
 Each sub-step is one of the executables (scripts/create-env, ship-code,
 check-target, write-manifest, pack-env, verify-pack), run with a progress line.
 The archive's sub-steps run in this process (their module's main() with
-its command line), so conda-pack, cyclonedx and jsonschema are imported once
-and the ELF files are read once (portable_env.glibc remembers its scan) for
-the target check and both manifests; creating the environment (rattler)
-stays in child processes.
+its command line), so conda-pack and cyclonedx are imported once and the ELF
+files are read once (portable_env.glibc remembers each file's result) for
+the target check and the manifest; creating the environment (rattler) stays
+in child processes. The build checks each SBOM cheaply as it writes it
+(manifest.check_sbom); the full strict CycloneDX validation, seconds of
+imports, is the tests' (write-manifest --validate).
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from pathlib import Path
 
 from portable_env import env, gate, glibc, manifest, pack, pypi, ship, verify
 from portable_env.errors import UserError, run
-from portable_env.files import sha256_of, write_atomic
 from portable_env.rattler_exit import exit_without_finalizing
 from portable_env.settings import Settings, load
 
@@ -236,21 +239,24 @@ def archive_main(args: argparse.Namespace) -> int:
         os.replace(unverified, out)
     finally:
         unverified.unlink(missing_ok=True)
-    write_atomic(Path(f"{out}.sha256"), f"{sha256_of(out)}  {out.name}\n")
-    code = run_script(
+    step(
+        s.project,
+        "publish",
         [
             tool("write-manifest"),
-            *manifest_args,
+            "--base",
+            str(meta / "manifest.json"),
             "--tarball",
             str(out),
+            "--out-sha256",
+            f"{out}.sha256",
             "--out-manifest",
             str(args.manifest),
             "--out-sbom",
             str(args.sbom),
-        ]
+        ],
+        in_process=True,
     )
-    if code != 0:
-        raise UserError(f"[{s.project}] manifest of {out.name}: FAILED (exit {code}); see the messages above")
     gate.record(stamp, value)
     return 0
 

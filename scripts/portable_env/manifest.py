@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -78,7 +79,7 @@ ARCH = {
     "win-64": "AMD64",
 }
 OS_NAME = {"linux": "Linux", "osx": "Darwin", "win": "Windows"}
-TOOLS = ["conda-pack", "py-rattler", "depfinder", "cyclonedx-python-lib", "pyelftools"]
+TOOLS = ["conda-pack", "py-rattler", "depfinder", "cyclonedx-python-lib"]
 GLIBC_SPEC = re.compile(r">=\s*(\d+)\.(\d+)")
 ANACONDA = "https://conda.anaconda.org/"
 
@@ -326,16 +327,35 @@ def build_manifest(
             raise UserError(f"{code}: unreadable ({exc}); run scripts/ship-code again") from None
     if locks:
         manifest["locks"] = {path.name: sha256_of(path) for path in locks}
-    if tarball is not None:
-        if not tarball.is_file():
-            raise UserError(f"{tarball}: no such archive; build it with make pack")
-        manifest["tarball"] = {
+    return with_tarball(manifest, tarball) if tarball is not None else manifest
+
+
+def with_tarball(base: dict[str, Any], tarball: Path) -> dict[str, Any]:
+    """base (a manifest without a tarball, e.g. the one written into the
+    environment) with the archive's name, size, sha256 and format: the
+    archive is read once, here."""
+    if not tarball.is_file():
+        raise UserError(f"{tarball}: no such archive; build it with make pack")
+    return {
+        **base,
+        "tarball": {
             "name": tarball.name,
             "size": tarball.stat().st_size,
             "sha256": sha256_of(tarball),
             "format": fmt.name if (fmt := formats.of_path(tarball)) else "",
-        }
-    return manifest
+        },
+    }
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A manifest file written by write-manifest."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} ({exc}); write it again with scripts/write-manifest") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UserError(f"{path}: not a {FORMAT} manifest; write it again with scripts/write-manifest")
+    return data
 
 
 # --- the SBOM ----------------------------------------------------------------
@@ -355,16 +375,28 @@ def purl_of(pkg: dict[str, Any]) -> Any:
     )
 
 
+def xs_uri(url: str, package: str) -> Any:
+    """A download URL as the SBOM records it: its URI form (RFC 3987 3.1:
+    non-ASCII characters percent-encoded as UTF-8), then cyclonedx's XsUri."""
+    from cyclonedx.exception.model import InvalidUriException
+    from cyclonedx.model import XsUri
+
+    try:
+        return XsUri("".join(c if c.isascii() else quote(c, safe="") for c in url))
+    except InvalidUriException as exc:
+        raise UserError(
+            f"package {package}: its URL {url!r} is not a URI ({exc}); fix the channel URL and re-lock"
+        ) from None
+
+
 def sbom_json(manifest: dict[str, Any]) -> str:
     """The CycloneDX 1.6 JSON SBOM of the manifest's packages, validated."""
     from cyclonedx.contrib.license.factories import LicenseFactory
-    from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.model.tool import ToolRepository
     from cyclonedx.output.json import JsonV1Dot6
-    from cyclonedx.schema import SchemaVersion
-    from cyclonedx.validation.json import JsonStrictValidator
     from packageurl import PackageURL
 
     licenses = LicenseFactory()
@@ -400,7 +432,7 @@ def sbom_json(manifest: dict[str, Any]) -> str:
             hashes.append(HashType(alg=HashAlgorithm.MD5, content=pkg["md5"]))
         refs = []
         if pkg["url"]:
-            refs.append(ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(pkg["url"])))
+            refs.append(ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=xs_uri(pkg["url"], pkg["name"])))
         components[pkg["name"]] = Component(
             type=ComponentType.LIBRARY,
             name=pkg["name"],
@@ -426,7 +458,9 @@ def sbom_json(manifest: dict[str, Any]) -> str:
             purl=purl,
             bom_ref=purl.to_string(),
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=pkg["sha256"])],
-            external_references=[ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(pkg["url"]))],
+            external_references=[
+                ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=xs_uri(pkg["url"], pkg["name"]))
+            ],
             licenses=[licenses.make_from_string(pkg["license"])] if pkg["license"] else [],
             properties=[Property(name="pypi:filename", value=pkg["filename"])],
         )
@@ -450,10 +484,82 @@ def sbom_json(manifest: dict[str, Any]) -> str:
             components[pkg["name"]], [components[name] for name in sorted(needed) if name in components]
         )
     text = JsonV1Dot6(bom).output_as_string(indent=2)
+    check_sbom(text)
+    return text + "\n"
+
+
+# The lengths of the hashes we record (the CycloneDX 1.6 schema's hash-content patterns).
+HASH_HEX = {"SHA-256": 64, "MD5": 32}
+HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def check_sbom(text: str) -> None:
+    """The build's check of an SBOM it made (milliseconds, no JSON-schema
+    import): cyclonedx-python-lib reads it back (Bom.from_json) and writes
+    the same bytes again, so every field is one its CycloneDX 1.6 model
+    knows, with values of its types and dependencies on known components
+    (Bom.validate); every URL is an RFC 3986 URI reference (rfc3986-validator,
+    stricter than the schema's iri-reference format); every hash has the
+    schema's hex length. The full strict schema validation (validate_strict,
+    `write-manifest --validate`, seconds) is the tests' (tests/test_manifest.py)."""
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.output.json import JsonV1Dot6
+
+    data = json.loads(text)
+    again = JsonV1Dot6(Bom.from_json(data=data)).output_as_string(indent=2)  # type: ignore[attr-defined]
+    if again != text:
+        line = next(
+            (
+                f"{a.strip()!r} read back as {b.strip()!r}"
+                for a, b in zip(text.splitlines(), again.splitlines(), strict=False)
+                if a != b
+            ),
+            "its length differs",
+        )
+        raise UserError(
+            f"the SBOM does not read back as CycloneDX 1.6 unchanged ({line}); this is a bug in write-manifest"
+        )
+    bad = []
+    for component in [(data.get("metadata") or {}).get("component") or {}, *(data.get("components") or [])]:
+        name = component.get("bom-ref") or component.get("name")
+        for ref in component.get("externalReferences") or []:
+            if not is_uri_reference(ref["url"]):
+                bad.append(f"  {name}: URL {ref['url']!r} is not an RFC 3986 URI reference")
+        for h in component.get("hashes") or []:
+            want = HASH_HEX.get(h["alg"])
+            if want is not None and (len(h["content"]) != want or not HEX.fullmatch(h["content"])):
+                bad.append(f"  {name}: {h['alg']} {h['content']!r} is not {want} hex digits")
+    if bad:
+        raise UserError(
+            "the SBOM would not be valid CycloneDX 1.6:\n"
+            + "\n".join(bad)
+            + "\n  fix the package records (conda-meta/, the lock) or the channel URL, then rebuild: make pack"
+        )
+
+
+def is_uri_reference(url: str) -> bool:
+    """url is an RFC 3986 URI reference (rfc3986-validator; its pattern ends
+    in `$`, so a match must also end at the end of url)."""
+    from rfc3986_validator import validate_rfc3986
+
+    found = validate_rfc3986(url, rule="URI_reference")
+    return found is not None and found.end() == len(url)
+
+
+def validate_strict(path: Path) -> None:
+    """Validate an SBOM file with cyclonedx-python-lib's JsonStrictValidator
+    (the whole CycloneDX 1.6 JSON schema with its formats; importing it
+    takes seconds: rfc3987-syntax builds its IRI parsers)."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc}); write it with scripts/write-manifest --out-sbom") from None
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if error is not None:
-        raise UserError(f"the SBOM does not validate against CycloneDX 1.6: {error}")
-    return text + "\n"
+        raise UserError(f"{path} is not valid CycloneDX 1.6 (strict JSON schema): {error}")
 
 
 # --- output ------------------------------------------------------------------
@@ -504,9 +610,11 @@ def summary(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write(manifest: dict[str, Any], out_manifest: Path, out_sbom: Path | None) -> None:
-    """Write the manifest (and its SBOM) through temporary files and renames."""
+def write(manifest: dict[str, Any], out_manifest: Path, out_sbom: Path | None, out_sha256: Path | None = None) -> None:
+    """Write the manifest (its SBOM, and the tarball's sha256sum line) through temporary files and renames."""
     sbom = sbom_json(manifest) if out_sbom else None
+    if out_sha256 is not None:
+        write_atomic(out_sha256, f"{manifest['tarball']['sha256']}  {manifest['tarball']['name']}\n")
     write_atomic(out_manifest, json.dumps(manifest, indent=2) + "\n")
     if out_sbom is not None and sbom is not None:
         write_atomic(out_sbom, sbom)
@@ -524,10 +632,20 @@ CLI_DOC = """Write the manifest and the CycloneDX SBOM of a built environment.
 
   write-manifest --prefix ENV --deps deps.yml --settings build/P/KEY/settings.json \\
       --out-manifest M.json [--out-sbom S.cdx.json] [--tarball T] [--lock L ...]
+  write-manifest --base ENV/share/portable-env/manifest.json --tarball T \\
+      --out-manifest M.json [--out-sbom S.cdx.json] [--out-sha256 T.sha256]
   write-manifest --print M.json      (a manifest, human-readable)
+  write-manifest --validate S.cdx.json   (the full strict CycloneDX 1.6 check)
 
 --project and --platform stand in for (or override) the settings' values; the
-declared target (glibc, cpu, cuda) comes from the settings only.
+declared target (glibc, cpu, cuda) comes from the settings only. --base adds
+the archive's record to the manifest written into the environment (it packed
+that environment) instead of reading the environment again; --out-sha256
+writes the archive's `sha256sum -c` line from the same single read.
+The SBOM is checked as it is written (portable_env.manifest.check_sbom:
+read back by cyclonedx-python-lib unchanged, URLs, hashes; milliseconds);
+--validate runs cyclonedx-python-lib's JsonStrictValidator (the whole JSON
+schema and its formats; seconds), as the tests do.
 What the files record: see scripts/portable_env/manifest.py.
 """
 
@@ -545,6 +663,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-manifest", type=Path, help="manifest JSON to write")
     ap.add_argument("--out-sbom", type=Path, help="CycloneDX JSON SBOM to write")
     ap.add_argument("--tarball", type=Path, help="the packed archive: record its name, size and sha256")
+    ap.add_argument("--out-sha256", type=Path, help="with --tarball: write its sha256sum line here")
+    ap.add_argument(
+        "--base", type=Path, metavar="MANIFEST", help="with --tarball: the manifest written into the packed environment"
+    )
     ap.add_argument(
         "--lock",
         type=Path,
@@ -555,9 +677,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--print", dest="show", type=Path, metavar="MANIFEST", help="print MANIFEST human-readably and exit"
     )
+    ap.add_argument(
+        "--validate", type=Path, action="append", metavar="SBOM", help="validate SBOM strictly and exit (repeatable)"
+    )
     args = ap.parse_args(argv)
     if args.show:
         return run(lambda: print(show(args.show)) or 0, "manifest")
+    if args.validate:
+        return run(lambda: validate_main(args.validate), "sbom")
+    if args.out_sha256 is not None and args.tarball is None:
+        ap.error("--out-sha256 needs --tarball (the archive whose checksum it writes)")
+    if args.base is not None:
+        extra = [
+            opt for opt, value in (("--prefix", args.prefix), ("--deps", args.deps), ("--lock", args.lock)) if value
+        ]
+        if extra or args.tarball is None or args.out_manifest is None:
+            ap.error(
+                "--base takes everything but the archive from MANIFEST: give it --tarball and --out-manifest"
+                + (f", without {', '.join(extra)}" if extra else "")
+            )
+        return run(lambda: base_main(args), "manifest")
     settings = load(args.settings) if args.settings else None
     project = args.project or (settings.project if settings else None)
     platform = args.platform or (settings.platform if settings else None)
@@ -573,21 +712,43 @@ def main(argv: list[str] | None = None) -> int:
         if value is None
     ]
     if missing:
-        ap.error(f"missing {', '.join(missing)} (or use --print MANIFEST)")
+        ap.error(f"missing {', '.join(missing)} (or use --base, --print or --validate)")
     assert project is not None and platform is not None  # else ap.error exited
 
     def go() -> int:
         target = lock.Target.of(settings.target) if settings else None
         m = build_manifest(args.prefix, args.deps, project, platform, args.tarball, args.lock, target)
-        write(m, args.out_manifest, args.out_sbom)
-        min_glibc = m["target"]["min_glibc"]
-        print(
-            f"manifest: {len(m['packages'])} packages, {len(m['smoke_imports'])} imports"
-            + (f", needs glibc >= {min_glibc}" if min_glibc else "")
-            + f" -> {args.out_manifest}"
-            + (f", {args.out_sbom}" if args.out_sbom else ""),
-            file=sys.stderr,
-        )
+        write(m, args.out_manifest, args.out_sbom, args.out_sha256)
+        report(m, args)
         return 0
 
     return run(go, f"[{project}] manifest")
+
+
+def base_main(args: argparse.Namespace) -> int:
+    """write-manifest --base: the environment's manifest plus the archive's record."""
+    m = with_tarball(read_manifest(args.base), args.tarball)
+    write(m, args.out_manifest, args.out_sbom, args.out_sha256)
+    report(m, args)
+    return 0
+
+
+def validate_main(paths: list[Path]) -> int:
+    """write-manifest --validate: the full strict check of each SBOM."""
+    for path in paths:
+        validate_strict(path)
+        print(f"sbom: {path} is valid CycloneDX 1.6 (strict JSON schema and formats)", file=sys.stderr)
+    return 0
+
+
+def report(m: dict[str, Any], args: argparse.Namespace) -> None:
+    """The one line write-manifest prints."""
+    min_glibc = m["target"]["min_glibc"]
+    print(
+        f"manifest: {len(m['packages'])} packages, {len(m['smoke_imports'])} imports"
+        + (f", needs glibc >= {min_glibc}" if min_glibc else "")
+        + f" -> {args.out_manifest}"
+        + (f", {args.out_sbom}" if args.out_sbom else "")
+        + (f", {args.out_sha256}" if args.out_sha256 else ""),
+        file=sys.stderr,
+    )
