@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tarfile
 from pathlib import Path
 
@@ -50,10 +51,11 @@ def sha(path: Path) -> str:
 
 
 def test_normalise_entries_and_scrub_build_paths() -> None:
-    info = tarfile.TarInfo("bin/tool")
-    info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 123, 1000, 1000, "me", "us", 0o700
-    out = pack.normalise(info, 42)
-    assert (out.mtime, out.uid, out.gid, out.uname, out.gname, out.mode) == (42, 0, 0, "", "", 0o755)
+    st = os.stat_result((stat.S_IFREG | 0o700, 1, 1, 1, 1000, 1000, 5, 123, 123, 123))
+    out = pack.entry_info("bin/tool", st, 42)
+    assert (out.mtime, out.uid, out.gid, out.uname, out.gname, out.mode, out.size) == (42, 0, 0, "", "", 0o755, 5)
+    assert pack.entry_info("x", os.stat_result((stat.S_IFREG | 0o640, *[1] * 9)), 0).mode == 0o644
+    assert pack.entry_info("d", os.stat_result((stat.S_IFDIR | 0o700, *[1] * 9)), 0).mode == 0o755
     data = pack.scrub_record(json.dumps({
         "name": "six", "extracted_package_dir": "/build/pkgs/six", "link": {"source": "/build/pkgs/six", "type": 1},
         "paths_data": {"paths": [
@@ -87,8 +89,8 @@ def test_bytes_do_not_depend_on_the_thread_count(env: Path, tmp_path: Path, fmt:
     assert sha(one) == sha(four)
     with formats.open_tar(one) as tf:
         names = [m.name for m in tf]
-    assert names[:3] == ["bin/tool", "conda-meta/history", "conda-meta/six-1.0-0.json"]
-    assert "bin/conda-unpack" in names
+    assert names == sorted(names)
+    assert {"bin/tool", "conda-meta/history", "conda-meta/six-1.0-0.json", "bin/conda-unpack"} <= set(names)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([one.name, four.name]), "no temporary files left"
 
 
@@ -162,3 +164,78 @@ def test_pack_uses_only_conda_packs_public_names() -> None:
         if isinstance(node, ast.Import):
             assert not any(a.name.startswith("conda_pack.") for a in node.names)
     assert used and used <= set(conda_pack.__all__), used - set(conda_pack.__all__)
+
+
+def placeholder_env(root: Path) -> Path:
+    """A prefix whose package (cache present) has what conda-forge packages
+    have: text and binary prefix placeholders, a bin/ script with the
+    placeholder in its shebang, a symlink, two hard-linked files; plus an
+    unowned file naming the prefix and an unowned empty folder."""
+    cache = root.parent / "pkgs" / "tool-1.0-0"
+    ph = "/opt/anaconda1anaconda2anaconda3"
+    files = {"lib/tool.cfg": f"prefix={ph}\n".encode(), "bin/tool-run": f"#!{ph}/bin/python3.11\nprint(1)\n".encode(),
+             "lib/libtool.so": b"\x7fELF\x00" + ph.encode() + b"\x00" * 64, "lib/plain.txt": b"no prefix\n",
+             "share/a.dat": b"same inode\n"}
+    paths = []
+    for rel, data in files.items():
+        for base in (cache, root):
+            (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cache / rel).write_bytes(data)
+        entry: dict[str, object] = {"_path": rel, "path_type": "hardlink"}
+        if ph.encode() in data:
+            entry |= {"prefix_placeholder": ph, "file_mode": "binary" if rel.endswith(".so") else "text"}
+            (root / rel).write_bytes(data.replace(ph.encode(), str(root).encode()))
+        else:
+            os.link(cache / rel, root / rel)
+        paths.append(entry)
+    os.chmod(cache / "bin/tool-run", 0o755)
+    os.chmod(root / "bin/tool-run", 0o755)
+    for base in (cache, root):
+        os.link(base / "share/a.dat", base / "share/b.dat")
+        os.symlink("libtool.so", base / "lib/libtool.so.1")
+    paths += [{"_path": "share/b.dat", "path_type": "hardlink"}, {"_path": "lib/libtool.so.1", "path_type": "softlink"}]
+    (cache / "info").mkdir()
+    (cache / "info" / "paths.json").write_text(json.dumps({"paths": paths, "paths_version": 1}))
+    (root / "conda-meta").mkdir()
+    (root / "conda-meta" / "tool-1.0-0.json").write_text(json.dumps({
+        "name": "tool", "version": "1.0", "build": "0", "files": [p["_path"] for p in paths],
+        "timestamp": 1700000000000, "link": {"source": str(cache), "type": 1}, "extracted_package_dir": str(cache)}))
+    (root / "conda-meta" / "history").write_text("")  # conda-pack's own tar needs it for its mtime
+    (root / "share" / "unowned.txt").write_text(f"built in {root}\n")
+    (root / "share" / "empty").mkdir()
+    return root
+
+
+def test_the_archive_holds_what_conda_pack_packs(tmp_path: Path) -> None:
+    """Files without a prefix go into the archive straight from the package,
+    conda-pack stages the rest: the result must be exactly what conda-pack's
+    own tar of the same environment holds (records scrubbed, conda-unpack's
+    first line relocatable), placeholders, links and hard links included."""
+    prefix = placeholder_env(tmp_path / "env")
+    ours, theirs = tmp_path / "ours.tar", tmp_path / "theirs.tar"
+    pack.pack(prefix, ours, "tar")
+    pack.conda_env(prefix, scratch=tmp_path / "scripts").pack(output=str(theirs), format="tar")
+
+    def contents(path: Path) -> dict[str, tuple[bytes, str, bytes]]:
+        with tarfile.open(path) as tf:
+            return {m.name: (m.type, m.linkname, tf.extractfile(m).read() if m.isreg() else b"")  # type: ignore[union-attr]
+                    for m in tf if not m.isdir()}
+
+    mine, conda = contents(ours), contents(theirs)
+    assert set(mine) == set(conda)
+    assert mine["share/b.dat"][0] == tarfile.LNKTYPE and mine["share/b.dat"][1] == "share/a.dat"
+    assert mine["lib/libtool.so.1"][:2] == (tarfile.SYMTYPE, "libtool.so")
+    for name in conda:
+        if name.startswith("conda-meta/") and name.endswith(".json"):
+            assert json.loads(mine[name][2]) == {
+                k: v for k, v in json.loads(conda[name][2]).items() if k != "extracted_package_dir"
+            } | {"link": {"type": 1}}
+        elif name == "bin/conda-unpack":
+            assert mine[name][2].split(b"\n", 3)[3] == conda[name][2].split(b"\n", 1)[1]
+        else:
+            assert mine[name] == conda[name], name
+    assert b"/opt/anaconda1anaconda2anaconda3" in mine["lib/libtool.so"][2], "binary placeholder packed as installed"
+    assert b"lib/tool.cfg" in mine["bin/conda-unpack"][2] and b"share/unowned.txt" in mine["bin/conda-unpack"][2]
+    with tarfile.open(ours) as tf:
+        assert [m.name for m in tf] == sorted(m.name for m in tf)
+        assert tf.getmember("share/empty").isdir()

@@ -2,11 +2,13 @@
 
 conda-pack does the relocation work through its public interface
 (``CondaEnv`` / ``File`` / ``CondaEnv.pack``): prefix rewriting,
-bin/conda-unpack, the activate scripts. It writes a plain, uncompressed tar
-beside the output; this module then rewrites that tar entry by entry into
-the final archive, so identical environments give byte-identical archives,
-on any checkout path, at any time and with any number of threads:
-  - entries in conda-pack's (sorted) order,
+bin/conda-unpack, the activate scripts. It stages the environment as it
+will be unpacked (its `no-archive` format: hard links into the environment,
+new files only where it rewrites bytes) beside the output; this module then
+writes that tree as one tar, streamed into the compressor, so identical
+environments give byte-identical archives, on any checkout path, at any
+time and with any number of threads:
+  - entries sorted by path (files, symlinks, empty folders),
   - mtime = the archive time (formats.archive_mtime: $SOURCE_DATE_EPOCH,
     else the newest package build timestamp, which the lock fixes),
   - owner/group 0/0 with no names, permissions 0755 or 0644,
@@ -43,12 +45,12 @@ from __future__ import annotations
 import argparse
 import bz2
 import fnmatch
-import io
 import json
 import lzma
 import os
 import re
 import shutil
+import stat
 import struct
 import sys
 import tarfile
@@ -96,29 +98,11 @@ def env_mtime(prefix: Path) -> int:
     return formats.archive_mtime(stamps)
 
 
-def normalise(info: tarfile.TarInfo, mtime: int) -> tarfile.TarInfo:
-    """A copy of a tar entry with nothing but its name, kind, link and size
-    (times, owners and permissions normalised)."""
-    out = tarfile.TarInfo(info.name)
-    out.type = info.type
-    out.linkname = info.linkname
-    out.size = info.size if info.isreg() else 0
-    out.mtime = mtime
-    out.uid = out.gid = 0
-    out.uname = out.gname = ""
-    if info.isdir() or ((info.isreg() or info.islnk()) and info.mode & 0o111):
-        out.mode = 0o755
-    elif info.isreg() or info.islnk():
-        out.mode = 0o644
-    else:
-        out.mode = 0o777 if info.issym() else info.mode
-    return out
-
-
 def scrub_record(data: bytes) -> bytes:
     """A conda-meta record without the fields that depend on the build paths."""
     record = json.loads(data)
     record.pop("extracted_package_dir", None)
+    record.pop("package_tarball_full_path", None)
     (record.get("link") or {}).pop("source", None)
     for entry in (record.get("paths_data") or {}).get("paths", []):
         entry.pop("sha256_in_prefix", None)
@@ -129,7 +113,7 @@ def scrub_record(data: bytes) -> bytes:
             # rewritten by pack): its hash and size are the build path's.
             entry.pop("sha256", None)
             entry.pop("size_in_bytes", None)
-    return (json.dumps(record, indent=2) + "\n").encode()
+    return (json.dumps(record) + "\n").encode()
 
 
 def is_record(name: str) -> bool:
@@ -419,26 +403,128 @@ def writer(out: IO[bytes], fmt: formats.Format, level: int, jobs: int, mtime: in
 # --- the archive ---------------------------------------------------------------
 
 
-def rewrite(plain_tar: Path, sink: Writer, mtime: int) -> None:
-    """Copy a plain tar into sink, every entry normalised, conda-meta records scrubbed."""
-    with tarfile.open(plain_tar, "r:") as src, tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as dst:  # type: ignore[call-overload]
-        for member in src:
-            info = normalise(member, mtime)
-            if not member.isreg():
-                dst.addfile(info)
-                continue
-            data = src.extractfile(member)
-            assert data is not None  # a regular file
-            if member.name == "bin/conda-unpack":  # conda-pack writes `#!/usr/bin/env python`
-                body = relocatable(data.read(), "python", [])
-                info.size = len(body)
-                dst.addfile(info, io.BytesIO(body))
-            elif is_record(member.name):
-                body = scrub_record(data.read())
-                info.size = len(body)
-                dst.addfile(info, io.BytesIO(body))
-            else:
-                dst.addfile(info, data)
+CHUNK = 1 << 20
+
+
+def tree_entries(root: Path) -> list[str]:
+    """Every file, symlink and empty folder under root as relative posix
+    paths, sorted: the archive's entries and their order."""
+    out = []
+    for dirpath, dirs, files in os.walk(root):
+        base = os.path.relpath(dirpath, root)
+        prefix = "" if base == "." else base.replace(os.sep, "/") + "/"
+        out += [prefix + name for name in files]
+        out += [prefix + name for name in dirs if os.path.islink(os.path.join(dirpath, name))]
+        if prefix and not files and not dirs:
+            out.append(prefix[:-1])
+    return sorted(out)
+
+
+def entry_info(name: str, st: os.stat_result, mtime: int) -> tarfile.TarInfo:
+    """The normalised tar header of a staged file: its name, kind and size;
+    mtime, owner 0/0 without names, permissions 0755/0644 (0777 for links)."""
+    info = tarfile.TarInfo(name)
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if stat.S_ISLNK(st.st_mode):
+        info.type, info.mode = tarfile.SYMTYPE, 0o777
+    elif stat.S_ISDIR(st.st_mode):
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+    elif stat.S_ISREG(st.st_mode):
+        info.mode = 0o755 if st.st_mode & 0o111 else 0o644
+        info.size = st.st_size
+    else:
+        raise UserError(f"{name}: neither a file, a folder nor a symlink; remove it from the environment")
+    return info
+
+
+def _header(info: tarfile.TarInfo) -> bytes:
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _padding(size: int) -> bytes:
+    return tarfile.NUL * (-size % tarfile.BLOCKSIZE)
+
+
+def write_tar(entries: dict[str, str], sink: Writer, mtime: int) -> None:
+    """Write entries (archive name -> the file, symlink or folder to pack
+    there) to sink as one POSIX (pax) tar: sorted by name, headers
+    normalised (entry_info), files sharing an inode as hard links to the
+    first. The files are only read."""
+    written = 0
+    first_of: dict[tuple[int, int], str] = {}
+    for name in sorted(entries):
+        path = entries[name]
+        st = os.lstat(path)
+        info = entry_info(name, st, mtime)
+        if info.issym():
+            info.linkname = os.readlink(path)
+        elif info.isreg() and st.st_nlink > 1:
+            first = first_of.setdefault((st.st_dev, st.st_ino), name)
+            if first != name:
+                info.type, info.linkname, info.size = tarfile.LNKTYPE, first, 0
+        head = _header(info)
+        sink.write(head)
+        written += len(head)
+        if info.isreg():
+            _copy_file(path, info.size, sink)
+            pad = _padding(info.size)
+            sink.write(pad)
+            written += info.size + len(pad)
+    end = tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+    written += len(end)
+    sink.write(end + tarfile.NUL * (-written % tarfile.RECORDSIZE))
+
+
+def finish_stage(prefix: Path, staged: Path, targets: set[str]) -> None:
+    """Complete conda-pack's no-archive output into the tree to archive:
+    drop the empty temporary file it moves in, add the conda-meta records
+    scrubbed (scrub_record; pack leaves them to this step) and give
+    bin/conda-unpack a relocatable first line. Staged files are hard links
+    into the environment: replaced, never written to."""
+    _drop_conda_packs_temp_file(staged, targets)
+    for record in sorted((prefix / "conda-meta").glob("*.json")):
+        if is_record(f"conda-meta/{record.name}") and not record.is_symlink():
+            _replace(staged / "conda-meta" / record.name, scrub_record(record.read_bytes()), 0o644)
+    unpack = staged / "bin" / "conda-unpack"
+    if unpack.is_file():  # conda-pack writes `#!/usr/bin/env python`
+        _replace(unpack, relocatable(unpack.read_bytes(), "python", []), 0o755)
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    """path with new content, as a new file (a staged file may be a hard link into the environment)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _copy_file(path: str, size: int, sink: Writer) -> None:
+    """Copy size bytes of the file at path into sink; UserError if it changed meanwhile."""
+    left = size
+    with open(path, "rb") as fh:
+        while left > 0:
+            data = fh.read(min(CHUNK, left))
+            if not data:
+                break
+            sink.write(data)
+            left -= len(data)
+        if left or fh.read(1):
+            raise UserError(f"{path} changed while it was packed; run make again")
+
+
+def _drop_conda_packs_temp_file(staged: Path, targets: set[str]) -> None:
+    """conda-pack moves its (empty) temporary output file into a no-archive
+    output folder: remove the one top-level entry no packed file explains."""
+    expected = {t.split("/", 1)[0] for t in targets} | {"bin"}
+    extra = [p for p in staged.iterdir() if p.name not in expected]
+    if len(extra) != 1 or not extra[0].is_file() or extra[0].is_symlink() or extra[0].stat().st_size:
+        raise UserError(
+            f"{staged}: unexpected entries {sorted(p.name for p in extra)} after conda-pack; run make again"
+        )
+    extra[0].unlink()
 
 
 @contextmanager
@@ -466,7 +552,7 @@ def pack(
 ) -> None:
     """Pack prefix into out (through out.tmp); UserError on a bad environment
     or format, or on files that cannot be relocated (project: named in the fix)."""
-    from conda_pack import CondaPackException
+    from conda_pack import CondaEnv, CondaPackException
 
     form = formats.get(fmt)
     if level is None:
@@ -485,21 +571,31 @@ def pack(
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    plain = out.with_name(out.name + ".plain.tar")
+    staged = out.with_name(out.name + ".staged")
     scratch = out.with_name(out.name + ".scripts")
     try:
+        for folder in (staged, scratch):
+            shutil.rmtree(folder, ignore_errors=True)
         try:
             with _temp_files_in(out.parent):
-                shutil.rmtree(scratch, ignore_errors=True)
-                conda_env(prefix, slim, scratch).pack(output=str(plain), format="tar", verbose=verbose, force=True)
+                env = conda_env(prefix, slim, scratch)
+                files = [f for f in env.files if not is_record(f.target)]  # finish_stage adds them scrubbed
+                # conda-pack packs a file without a prefix (file_mode None) as it is: those go
+                # into the archive straight from the environment; it stages the others.
+                direct = [f for f in files if f.file_mode is None]
+                worked = [f for f in files if f.file_mode is not None]
+                CondaEnv(env.prefix, worked).pack(output=str(staged), format="no-archive", verbose=verbose, force=True)
         except CondaPackException as exc:
             raise UserError(
                 f"conda-pack refused {prefix}: {exc}\n  rebuild the environment: rm -rf {prefix} and run make again"
             ) from None
+        finish_stage(prefix, staged, {f.target for f in worked})
+        entries = {f.target: f.source for f in direct}
+        entries.update((name, str(staged / name)) for name in tree_entries(staged))
         with open(tmp, "wb") as raw:
             sink = writer(raw, form, level, jobs, stamp)
             try:
-                rewrite(plain, sink, stamp)
+                write_tar(entries, sink, stamp)
             finally:
                 sink.close()
         os.chmod(tmp, 0o644)
@@ -511,8 +607,8 @@ def pack(
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
-        plain.unlink(missing_ok=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        for folder in (staged, scratch):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 CLI_DOC = """Pack a conda environment into a relocatable, reproducible archive.
