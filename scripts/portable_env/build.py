@@ -7,10 +7,11 @@ env:     create the environment from the lock, unless the content gate says
 archive: ship the project's code, check the env against the target machine
          (the lock's target, no ELF file needing a newer glibc), write the
          manifest into the env, pack it, verify the archive at another path,
-         and only then give it its final name and publish its checksum,
-         manifest and SBOM: the env's manifest plus the archive's record
-         (write-manifest --base), the archive read once for its sha256. An
-         environment found incomplete here is recreated first, never packed.
+         and only then give it its final name, its checksum, manifest and
+         SBOM (the `checksum` sub-step: the env's manifest plus the
+         archive's record, write-manifest --base, the archive read once for
+         its sha256). An environment found incomplete here is recreated
+         first, never packed.
 
 Each sub-step is one of the executables (scripts/create-env, ship-code,
 check-target, write-manifest, pack-env, verify-pack), run with a progress line.
@@ -241,7 +242,7 @@ def archive_main(args: argparse.Namespace) -> int:
         unverified.unlink(missing_ok=True)
     step(
         s.project,
-        "publish",
+        "checksum",
         [
             tool("write-manifest"),
             "--base",
