@@ -17,8 +17,13 @@ write = write_tree
 def notebook(*sources: str) -> str:
     """An nbformat-4 notebook of code cells."""
     cells = [
-        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": src.splitlines(keepends=True)}
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+            "source": src.splitlines(keepends=True),
+        }
         for src in sources
     ]
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
@@ -34,23 +39,28 @@ def installed(root: Path) -> set[str]:
 
 
 def test_a_folder_without_init_does_not_hide_the_package_it_is_named_after(tmp_path: Path) -> None:
-    proj = write(tmp_path, {
-        "core/numpy/01-intro.ipynb": notebook("import numpy as np\nfrom numpy import linalg\n"),
-        "core/xarray/run.py": "import xarray\nimport helpers\n",
-        "core/xarray/helpers.py": "",
-        "extras/solutions/ipyvuetify/app.py": "import ipyvuetify as v\n",
-        "tools/plot.py": "",
-        "main.py": "from tools import plot\nimport tools.plot\nimport core.xarray\n",
-    })
+    proj = write(
+        tmp_path,
+        {
+            "core/numpy/01-intro.ipynb": notebook("import numpy as np\nfrom numpy import linalg\n"),
+            "core/xarray/run.py": "import xarray\nimport helpers\n",
+            "core/xarray/helpers.py": "",
+            "extras/solutions/ipyvuetify/app.py": "import ipyvuetify as v\n",
+            "tools/plot.py": "",
+            "main.py": "from tools import plot\nimport tools.plot\nimport core.xarray\n",
+        },
+    )
     res = scan(proj)
     assert {"numpy", "xarray", "ipyvuetify"} <= res.required, "a notebooks folder hides nothing"
-    assert "tools" not in res.required and "helpers" not in res.required and "core" not in res.required, \
+    assert "tools" not in res.required and "helpers" not in res.required and "core" not in res.required, (
         "modules inside a folder, and the folders by their dotted path, are local"
+    )
 
 
 def test_a_module_beside_the_code_still_shadows(tmp_path: Path) -> None:
-    proj = write(tmp_path, {"lab/run.py": "import numpy\nimport pandas\n", "lab/numpy.py": "x = 1\n",
-                            "pandas/notes.md": ""})
+    proj = write(
+        tmp_path, {"lab/run.py": "import numpy\nimport pandas\n", "lab/numpy.py": "x = 1\n", "pandas/notes.md": ""}
+    )
     res = scan(proj)
     assert res.required == {"pandas"}, "numpy.py beside run.py is what `import numpy` loads"
 
@@ -59,20 +69,35 @@ def test_a_module_beside_the_code_still_shadows(tmp_path: Path) -> None:
 
 
 def test_magics_that_need_a_package_import_it(tmp_path: Path) -> None:
-    proj = write(tmp_path, {"nb.ipynb": notebook(
-        "%load_ext line_profiler\n%load_ext autoreload\n%reload_ext memory_profiler\n",
-        "%matplotlib widget\n",
-        "%%cython\ncdef int x = 1\n",
-        "%load_ext sql\n",
-        "%%writefile train.py\nimport sklearn\n",
-        "%%writefile notes.txt\nimport notpython\n",
-        "%%file mprun_demo.py\ndef f():\n    pass\n",
-        "from mprun_demo import f\n%mprun -f f f()\n",
-    ), "export.py": "get_ipython().run_line_magic('load_ext', 'rpy2.ipython')\n"
-                    "get_ipython().magic('matplotlib inline')\n"})
+    proj = write(
+        tmp_path,
+        {
+            "nb.ipynb": notebook(
+                "%load_ext line_profiler\n%load_ext autoreload\n%reload_ext memory_profiler\n",
+                "%matplotlib widget\n",
+                "%%cython\ncdef int x = 1\n",
+                "%load_ext sql\n",
+                "%%writefile train.py\nimport sklearn\n",
+                "%%writefile notes.txt\nimport notpython\n",
+                "%%file mprun_demo.py\ndef f():\n    pass\n",
+                "from mprun_demo import f\n%mprun -f f f()\n",
+            ),
+            "export.py": "get_ipython().run_line_magic('load_ext', 'rpy2.ipython')\n"
+            "get_ipython().magic('matplotlib inline')\n",
+        },
+    )
     res = scan(proj)
-    assert res.required == {"line_profiler", "ipython", "memory_profiler", "matplotlib-base", "ipympl",
-                            "cython", "ipython-sql", "scikit-learn", "rpy2"}
+    assert res.required == {
+        "line_profiler",
+        "ipython",
+        "memory_profiler",
+        "matplotlib-base",
+        "ipympl",
+        "cython",
+        "ipython-sql",
+        "scikit-learn",
+        "rpy2",
+    }
     assert "mprun-demo" not in res.unresolved, "a module the notebook writes itself is local"
     assert magic_imports("matplotlib", "inline") == ["matplotlib"]
     assert magic_imports("load_ext", "autoreload") == ["IPython"]
@@ -83,11 +108,15 @@ def test_magics_that_need_a_package_import_it(tmp_path: Path) -> None:
 
 
 def test_guarded_once_stays_required_where_imported_unguarded(tmp_path: Path) -> None:
-    code = ("def fast():\n    try:\n        import numba\n    except ImportError:\n        return None\n"
-            "def jit(f):\n    import numba\n    return numba.njit(f)\n")
+    code = (
+        "def fast():\n    try:\n        import numba\n    except ImportError:\n        return None\n"
+        "def jit(f):\n    import numba\n    return numba.njit(f)\n"
+    )
     assert "numba" in scan(write(tmp_path / "app", {"run.py": code})).required
-    nb = notebook("try:\n    import seaborn\nexcept ImportError:\n    seaborn = None\n",
-                  "def plot():\n    import seaborn\n    seaborn.set()\n")
+    nb = notebook(
+        "try:\n    import seaborn\nexcept ImportError:\n    seaborn = None\n",
+        "def plot():\n    import seaborn\n    seaborn.set()\n",
+    )
     assert "seaborn-base" in scan(write(tmp_path / "nb", {"a.ipynb": nb})).required
     lib = {"pkg/__init__.py": "from . import core\n", "pkg/core.py": code}
     assert "numba" in scan(write(tmp_path / "lib", lib)).optional, "a package's lazy import of it: optional"
@@ -117,23 +146,74 @@ def test_branches_on_arguments_settings_env_and_data_do_not_demote_script_import
 
 
 def test_settings_picked_backends_stay_optional_in_packages(tmp_path: Path) -> None:
-    proj = write(tmp_path, {
-        "pkg/__init__.py": "from . import io\n",
-        "pkg/io.py": "import os\nif os.environ.get('PKG_GPU'):\n    import cupy\nif use_cache:\n    import diskcache\n",
-    })
+    proj = write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from . import io\n",
+            "pkg/io.py": "import os\nif os.environ.get('PKG_GPU'):\n    import cupy\nif use_cache:\n    import diskcache\n",
+        },
+    )
     assert scan(proj).optional == {"cupy", "diskcache"}
+
+
+def test_modules_a_setting_picks_are_not_loaded_with_the_package(tmp_path: Path) -> None:
+    """`if backend() == "jax": from pkg.backend.jax import *`: the backend
+    modules (and what only they load) run only when the setting picks them,
+    so their module-level imports are not required by the package."""
+    proj = write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg import backend\n",
+            "pkg/backend/__init__.py": (
+                "from pkg.backend.config import backend\n"
+                "if backend() == 'jax':\n    from pkg.backend.jax import *\n"
+                "elif backend() == 'numpy':\n    from .numpy import *\n"
+            ),
+            "pkg/backend/config.py": "import numpy\ndef backend():\n    return 'numpy'\n",
+            "pkg/backend/jax/__init__.py": "from pkg.backend.jax.core import *\n",
+            "pkg/backend/jax/core.py": "import jax\n",
+            "pkg/backend/numpy/__init__.py": "import scipy\n",
+            "app.py": "import pkg\nif mode == 'fast':\n    import numba\n",
+        },
+    )
+    res = scan(proj)
+    assert "numpy" in res.required and "numba" in res.required, "a script's branches stay required"
+    assert not {"jax", "scipy"} & res.required, res.required
+
+
+def test_a_folder_named_after_what_it_imports_is_an_integration(tmp_path: Path) -> None:
+    """pkg/contrib/redis/client.py importing redis, not loaded when pkg is
+    imported: installed on demand, like pkg/contrib/redis.py would be."""
+    proj = write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "import requests\ndef cache():\n    from pkg.contrib.redis import Client\n",
+            "pkg/contrib/__init__.py": "",
+            "pkg/contrib/redis/__init__.py": "from pkg.contrib.redis.client import Client\n",
+            "pkg/contrib/redis/client.py": "import redis\nimport attr\n",
+        },
+    )
+    res = scan(proj)
+    assert "requests" in res.required and "attrs" in res.required
+    assert "redis-py" in res.on_demand and "redis-py" not in res.required
 
 
 # 5 ---------------------------------------------------------------- dotted names
 
 
 def test_dotted_import_of_a_submodule_in_another_package_needs_both(tmp_path: Path) -> None:
-    proj = write(tmp_path, {"a.py": "from dask.distributed import Client\nimport dask.dataframe as dd\n"
-                                    "from google.cloud import storage\nfrom google.colab import drive\n"})
+    proj = write(
+        tmp_path,
+        {
+            "a.py": "from dask.distributed import Client\nimport dask.dataframe as dd\n"
+            "from google.cloud import storage\nfrom google.colab import drive\n"
+        },
+    )
     res = scan(proj)
     assert {"distributed", "dask-core", "dask"} <= res.required
-    assert "google-cloud-storage" in res.required and not any(p.startswith("google-colab") for p in res.required), \
+    assert "google-cloud-storage" in res.required and not any(p.startswith("google-colab") for p in res.required), (
         "namespace parents hold no package; Colab's own modules have none"
+    )
     assert res.evidence["distributed"] == {"dask.distributed": ["a.py:1"]}
     assert res.evidence["dask-core"] == {"dask": ["a.py:1", "a.py:2"]}
 
@@ -163,11 +243,14 @@ def test_a_namespace_folder_no_package_is_known_by_is_the_projects_own(tmp_path:
     """`from mylab import models` where mylab/ is a folder of the project
     without __init__.py (a namespace package run from the project root) and
     no conda package is known by that name: local code, not a package."""
-    proj = write(tmp_path, {
-        "mylab/train.py": "import numpy\nfrom mylab import models, evaluate\nfrom mylab.serve import app\n",
-        "mylab/config.py": "",
-        "numpy/readme.ipynb": notebook("import numpy\n"),
-    })
+    proj = write(
+        tmp_path,
+        {
+            "mylab/train.py": "import numpy\nfrom mylab import models, evaluate\nfrom mylab.serve import app\n",
+            "mylab/config.py": "",
+            "numpy/readme.ipynb": notebook("import numpy\n"),
+        },
+    )
     res = scan(proj)
     assert "mylab" not in res.required | res.on_demand | res.optional
     assert "numpy" in res.required, "a known package is never hidden by a folder"

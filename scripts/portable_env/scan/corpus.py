@@ -64,7 +64,7 @@ SAME = [
     ("ray", "ray-core", "ray-default"),
 ]
 ALIAS = {canon(n): canon(g[0]) for g in SAME for n in g}
-IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+([A-Za-z_]\w*)[\w.]*[ \t]+import|import[ \t]+([A-Za-z_][\w., \t]*))", re.M)
+IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import|import[ \t]+([A-Za-z_][\w., \t]*))", re.M)
 LOAD_EXT_RE = re.compile(r"%(?:re)?load_ext[ \t]+([A-Za-z_]\w*)")
 MPL_WIDGET_RE = re.compile(r"^[ \t]*%matplotlib[ \t]+(?:widget|ipympl)\b", re.M)  # the ipympl backend
 WRITEFILE_RE = re.compile(r"%%(?:writefile|file)[ \t]+(?:-a[ \t]+)?(?:\S*/)?([A-Za-z_]\w*)\.py\b")
@@ -138,10 +138,16 @@ def imported_names(text: str) -> set[str]:
             )
         except ValueError:
             pass
-    out = {m.group(1) for m in IMPORT_RE.finditer(text) if m.group(1)}
+    dotted = set()
     for m in IMPORT_RE.finditer(text):
-        if m.group(2):
-            out.update(p.split()[0].split(".")[0] for p in m.group(2).split(",") if p.strip())
+        if m.group(1):
+            dotted.add(m.group(1))
+        else:
+            dotted.update(p.split()[0] for p in m.group(2).split(",") if p.strip())
+    out = {d.split(".")[0] for d in dotted}
+    for d in dotted:  # namespace packages: azure.storage.blob is the distribution azure-storage-blob
+        parts = d.split(".")
+        out.update("-".join(parts[:i]) for i in range(2, len(parts) + 1))
     out.update(LOAD_EXT_RE.findall(text))
     if MPL_WIDGET_RE.search(text):
         out.add("ipympl")
@@ -168,7 +174,7 @@ def score_repo(name: str, root: Path) -> Repo:
         if ENV_FILE_RE.search(rel):
             r.declared |= declared_names(p)
         elif p.suffix in (".py", ".ipynb"):
-            r.imported |= {norm(n) for n in imported_names(p.read_text(errors="replace")) if n not in own}
+            r.imported |= {norm(n) for n in imported_names(p.read_text(errors="replace")) if n.split("-")[0] not in own}
     r.truth = {d for d in r.declared if d in r.imported}
     res = scan(root)
     r.unparsed = len(res.unparsed)

@@ -272,14 +272,17 @@ def calls_under_import_guard(tree: ast.Module) -> dict[str, bool]:
 def is_integration(u: Use, pkg: str) -> bool:
     """An import in a package module named after what it imports and
     loaded only on demand (django/template/backends/jinja2.py,
-    optuna/storages/_redis.py): the integration with an optional package,
+    optuna/storages/_redis.py, keras/src/backend/jax/core.py: also a folder
+    named after it): the integration with an optional package,
     used only by who has it. (A wrapper the package imports when it loads,
     like utils/_dill.py, is not one.)"""
     path = u.path
     if "/" not in path or not u.library or u.eager:
         return False
-    stem = re.sub(r"[^a-z0-9]", "", path.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower())
-    return stem in {re.sub(r"[^a-z0-9]", "", n.lower()) for n in (u.key.split(".")[0], pkg)}
+    parts = path.split("/")
+    names = [*parts[1:-1], parts[-1].rsplit(".", 1)[0]]  # inner folders and the stem
+    wanted = {re.sub(r"[^a-z0-9]", "", n.lower()) for n in (u.key.split(".")[0], pkg)}
+    return any(re.sub(r"[^a-z0-9]", "", n.lower()) in wanted for n in names)
 
 
 def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str]:

@@ -104,6 +104,7 @@ class Scanner:
         self.strings: set[str] = set()  # namespace tops whose dotted strings count
         self.relative: list[Relative] = []
         self.typing_relative: list[Relative] = []  # under TYPE_CHECKING
+        self.soft_relative: list[Relative] = []  # under settings branches (also in relative)
         self.dotted_strings: list[str] = []  # 'pkg.module.Name' literals (loaded by name)
         self.relative_strings: list[str] = []  # '.module' literals (import_module(x, __name__))
 
@@ -194,9 +195,11 @@ class Scanner:
 
     def _import_from(self, s: ast.ImportFrom, optional: bool) -> None:
         if s.level:  # relative: local code, kept for the module graph
-            (self.typing_relative if self.typing else self.relative).append(
-                (s.level, s.module or "", [a.name for a in s.names], not (optional or self.depth or self.typing))
-            )
+            eager = not (optional or self.depth or self.typing or self.soft)
+            r = (s.level, s.module or "", [a.name for a in s.names], eager)
+            (self.typing_relative if self.typing else self.relative).append(r)
+            if self.soft and not self.typing:
+                self.soft_relative.append(r)
             return
         if not s.module or s.module == "__future__":
             return
@@ -365,6 +368,7 @@ class Module:
     relative: list[Relative]  # relative imports (with the PEP 562 TYPE_CHECKING ones)
     strings: list[str]  # module names written as strings ('pkg.mod.Name', '.mod')
     script: bool  # run as a program (`if __name__ == "__main__":`, __main__.py)
+    soft_relative: list[Relative] = field(default_factory=list)  # relative imports under settings branches
 
 
 @dataclass
@@ -412,7 +416,7 @@ def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
             relative = relative + sc.typing_relative
             strings = strings + [u.name for u in sc.uses if u.typing]
         script = bool(MAIN_GUARD_RE.search(data)) or p.name == "__main__.py"
-        out.modules[rel] = Module(sc.uses, relative, strings, script)
+        out.modules[rel] = Module(sc.uses, relative, strings, script, sc.soft_relative)
         out.uses.extend(sc.uses)
     return out
 

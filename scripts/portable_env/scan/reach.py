@@ -159,7 +159,8 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     never reached (backends and plugins loaded by computed names, developer
     scripts inside a package) only matter when a user picks them: their
     imports are optional. Eager: module-level imports from the top-level
-    modules and packages.
+    modules and packages, not under settings branches (a backend loaded
+    only when a setting picks it).
     """
     by_name: dict[str, str] = {}
     canonical: dict[str, str] = {}
@@ -179,6 +180,8 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     # public modules run as programs (`python -m pkg.tool`, console scripts)
     todo += [rel for rel, m in graph.items() if m.script and rel in canonical and not _private(canonical[rel])]
     seen = _closure(todo, graph, canonical, by_name, eager=False)
+    # modules reached only through settings branches (`if backend() == "jax": from .jax import *`)
+    picked = seen - _closure(todo, graph, canonical, by_name, eager=False, soft=False)
     eager = _closure([rel for rel in graph if "." not in canonical.get(rel, "")], graph, canonical, by_name, eager=True)
     for rel, m in graph.items():
         package = "__init__.py" in dirs.get((root / rel).parent, ())
@@ -187,13 +190,21 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
             u.eager = rel in eager
             u.library = u.library or (package and not m.script)
             u.package = package
+            if rel in picked and not u.optional:
+                u.soft = True  # a backend module: its imports matter only when a setting picks it
 
 
 def _closure(
-    todo: list[str], graph: dict[str, Module], canonical: dict[str, str], by_name: dict[str, str], eager: bool
+    todo: list[str],
+    graph: dict[str, Module],
+    canonical: dict[str, str],
+    by_name: dict[str, str],
+    eager: bool,
+    soft: bool = True,
 ) -> set[str]:
     """Files reached from `todo` through the project's own imports (only
-    module-level ones that always run if `eager`)."""
+    module-level ones that always run if `eager`; not through imports under
+    settings branches unless `soft`)."""
     todo = list(todo)
     seen = set(todo)
     while todo:
@@ -203,11 +214,14 @@ def _closure(
         name = canonical.get(rel, "")
         pkg = name.split(".") if rel.endswith("__init__.py") else name.split(".")[:-1]
         if eager:
-            targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function)]
+            # a module loaded under a settings branch (`if backend() == "jax":`) loads only when picked
+            targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
             relative = [r for r in relative if r[3]]
         else:
             targets = [t for t in m.strings if not t.startswith(".")]
-            targets += [u.name for u in m.uses if not u.typing]
+            targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
+            if not soft:
+                relative = [r for r in relative if r not in m.soft_relative]
             relative = relative + [
                 (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
             ]
