@@ -239,3 +239,18 @@ def test_the_archive_holds_what_conda_pack_packs(tmp_path: Path) -> None:
     with tarfile.open(ours) as tf:
         assert [m.name for m in tf] == sorted(m.name for m in tf)
         assert tf.getmember("share/empty").isdir()
+
+
+@pytest.mark.parametrize("name,kind,link,size,mode", [
+    ("bin/tool", tarfile.REGTYPE, "", 5, 0o755), ("lib", tarfile.DIRTYPE, "", 0, 0o755),
+    ("lib/libz.so", tarfile.SYMTYPE, "libz.so.1.3", 0, 0o777), ("share/b", tarfile.LNKTYPE, "share/a", 0, 0o644),
+    ("x" * 100, tarfile.REGTYPE, "", 8**11 - 1, 0o644), ("x" * 101, tarfile.REGTYPE, "", 1, 0o644),
+    ("lib/é.py", tarfile.REGTYPE, "", 1, 0o644), ("l", tarfile.SYMTYPE, "y" * 101, 0, 0o777),
+    ("big", tarfile.REGTYPE, "", 8**11, 0o644),
+])
+def test_headers_are_what_tarfile_writes(name: str, kind: bytes, link: str, size: int, mode: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size, info.mode, info.mtime = kind, link, size, mode, 1700000000
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    assert pack.header(info) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")

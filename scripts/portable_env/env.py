@@ -70,9 +70,10 @@ def uncached_binaries(prefix: Path) -> dict[str, list[str]]:
         source = (data.get("link") or {}).get("source") or data.get("extracted_package_dir") or ""
         noarch = bool(data.get("noarch"))  # cached under other paths (site-packages/, python-scripts/)
         for entry in (data.get("paths_data") or {}).get("paths") or []:
-            placeholder = entry.get("file_mode") == "binary" and entry.get("prefix_placeholder")
+            if entry.get("file_mode") != "binary" or not entry.get("prefix_placeholder"):
+                continue
             cached = os.path.isdir(source) and (noarch or os.path.isfile(os.path.join(source, entry["_path"])))
-            if placeholder and not (source and cached):
+            if not (source and cached):
                 lost.setdefault(str(data.get("name") or record.stem), []).append(entry["_path"])
     return lost
 
