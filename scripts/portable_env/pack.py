@@ -2,12 +2,14 @@
 
 conda-pack does the relocation work through its public interface
 (``CondaEnv`` / ``File`` / ``CondaEnv.pack``): prefix rewriting,
-bin/conda-unpack, the activate scripts. It stages the environment as it
-will be unpacked (its `no-archive` format: hard links into the environment,
-new files only where it rewrites bytes) beside the output; this module then
-writes that tree as one tar, streamed into the compressor, so identical
-environments give byte-identical archives, on any checkout path, at any
-time and with any number of threads:
+bin/conda-unpack, the activate scripts. A file conda-pack would pack as it
+is (``file_mode`` None: no prefix in it) goes into the archive straight from
+its source; conda-pack stages the others as they will be unpacked (its
+`no-archive` format beside the output: hard links, new files only where it
+rewrites bytes), plus its own scripts. This module writes both as one tar,
+streamed into the compressor (tests/test_pack.py checks it holds what
+conda-pack's own tar holds), so identical environments give byte-identical
+archives, on any checkout path, at any time and with any number of threads:
   - entries sorted by path (files, symlinks, empty folders),
   - mtime = the archive time (formats.archive_mtime: $SOURCE_DATE_EPOCH,
     else the newest package build timestamp, which the lock fixes),
