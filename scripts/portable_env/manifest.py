@@ -32,11 +32,14 @@ The manifest (JSON, "format": "portable-env-manifest/1") records:
   locks                        sha256 of the lock files given with --lock;
                                with --lock, the installed packages must be
                                exactly the lock's, with the same sha256.
-The SBOM (CycloneDX 1.6 JSON, made with cyclonedx-python-lib and checked
-with its strict schema validator) lists the same packages as
-pkg:conda/NAME@VERSION?build=..&channel=..&subdir=.. components, and the PyPI
-packages as pkg:pypi/NAME@VERSION components, with their hashes, licenses,
-download URLs and dependencies.
+The SBOM (CycloneDX 1.6 JSON, made with cyclonedx-python-lib) lists the
+same packages as pkg:conda/NAME@VERSION?build=..&channel=..&subdir=..
+components, and the PyPI packages as pkg:pypi/NAME@VERSION components, with
+their hashes, licenses, download URLs and dependencies. Each build checks it
+in milliseconds (check_sbom: read back unchanged by the library, RFC 3986
+URLs, hash lengths); the full strict schema validation takes seconds of
+imports and is the tests' (`write-manifest --validate`, tests/test_manifest.py,
+which also prove that what check_sbom passes, the strict validator passes).
 
 Both files name no absolute build path, and their timestamp is the packed
 archive's ($SOURCE_DATE_EPOCH, else the newest package build time), so the
@@ -488,7 +491,8 @@ def sbom_json(manifest: dict[str, Any]) -> str:
     return text + "\n"
 
 
-# The lengths of the hashes we record (the CycloneDX 1.6 schema's hash-content patterns).
+# The hex length of each hash we record (the schema's hash-content pattern allows 32, 40, 64, 96 or 128
+# hex digits; ours must be their algorithm's).
 HASH_HEX = {"SHA-256": 64, "MD5": 32}
 HEX = re.compile(r"[0-9a-fA-F]+")
 
