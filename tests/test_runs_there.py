@@ -314,7 +314,7 @@ def test_verify_imports_installed_on_demand_and_optional_packages(built: dict[st
             }
         )
     )
-    env_file.write_text(f"dependencies: [python={PY}, hello, broken]\n")
+    env_file.write_text(f"channels: [c]\ndependencies: [python={PY}, hello, broken]\n")
     assert verify.import_packages(deps, env_file) == {"broken": "broken", "hello": "hello"}
     proc = script(
         "verify-pack",

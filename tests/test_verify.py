@@ -58,7 +58,7 @@ def test_verify_import_names_every_detected_package_that_was_installed(tmp_path:
                                                 "h5py": {"h5py": ["p/io.py:3"]}, "nowhere": {"nowhere": ["c.py:1"]}}}))
     assert verify.import_names(deps, None) == ["h5py", "scipy", "sklearn", "ujson"]
     env = tmp_path / "environment.yml"
-    env.write_text("dependencies: [python=3.11, scikit-learn>=1, h5py]\n")
+    env.write_text("channels: [c]\ndependencies: [python=3.11, scikit-learn>=1, h5py]\n")
     assert verify.import_names(deps, env) == ["h5py", "sklearn"]
     assert verify.import_packages(deps, env) == {"h5py": "h5py", "sklearn": "scikit-learn"}
 
@@ -103,5 +103,5 @@ def test_pypi_packages_of_the_pip_section_are_imported_too(tmp_path: Path) -> No
                     '  "pypi:tinylib": {tinylib: [a.py:2]}\n  "pypi:other": {other: [a.py:4]}\n')
     env = tmp_path / "environment.yml"
     env.write_text("name: x\nchannels: [c]\ndependencies:\n- python=3.11\n- pyyaml\n- pip:\n"
-                   "    - --only-binary=:all:\n    - TinyLib>=1\n")
+                   "    - '--only-binary=:all:'\n    - TinyLib>=1\n")
     assert verify_mod.import_packages(deps, env) == {"tinylib": "pypi:tinylib", "yaml": "pyyaml"}

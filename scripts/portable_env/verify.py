@@ -40,6 +40,7 @@ from packaging.requirements import Requirement
 from portable_env import formats, probe
 from portable_env.errors import UserError, report, run
 from portable_env.files import canon, conda_file_owners, sha256_of, spec_name
+from portable_env.lock import read_env_file
 from portable_env.settings import load
 
 MANIFEST = "share/portable-env/manifest.json"  # written by scripts/write-manifest
@@ -71,17 +72,10 @@ def import_packages(deps: Path, env_file: Path | None) -> dict[str, str]:
     data = yaml.safe_load(deps.read_text()) or {}
     detected = {pkg for key in DETECTED for pkg in data.get(key) or []}
     if env_file:
-        env = yaml.safe_load(env_file.read_text()) or {}
-        specs = env.get("dependencies") or []
-        installed = {spec_name(s) for s in specs if isinstance(s, str)}
+        spec = read_env_file(env_file)
+        installed = {spec_name(s) for s in spec.specs}
         # The pip: section's requirements, as the scan names them ("pypi:<PEP 503 name>").
-        installed |= {
-            "pypi:" + canon(Requirement(r).name)
-            for d in specs
-            if isinstance(d, dict)
-            for r in d.get("pip") or []
-            if isinstance(r, str) and not r.startswith("-")
-        }
+        installed |= {"pypi:" + canon(Requirement(r).name) for r in spec.pip.requirements}
         detected &= installed
     evidence = data.get("imports") or {}
     return {name: pkg for pkg in sorted(detected) for name in (evidence.get(pkg) or {}) if name}
