@@ -270,15 +270,25 @@ def read_env_file(env_file: Path) -> EnvSpec:
     )
 
 
-def scan_results(deps_file: Path | None) -> dict[str, Any]:
-    """deps.yml (imports: package -> import name -> ["file:line", ...], on_demand: [...]), if given."""
-    if not deps_file or not deps_file.exists():
-        return {}
+def read_deps(deps: Path) -> dict[str, Any]:
+    """The scan's results (deps.yml: required/optional/on_demand/unresolved
+    lists, imports: package -> import name -> ["file:line", ...]); UserError
+    naming the file and the fix when it cannot be read."""
     try:
-        data = yaml.safe_load(deps_file.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}  # only used to explain a failure: never a failure of its own
-    return data if isinstance(data, dict) else {}
+        data = yaml.safe_load(deps.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{deps}: cannot read the scan results ({exc}); run make deps") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{deps}: not a scan result (mapping expected); run make deps")
+    return data
+
+
+def scan_results(deps_file: Path | None) -> dict[str, Any]:
+    """read_deps, or {} when there is none or it cannot be read: it only explains a failure."""
+    try:
+        return read_deps(deps_file) if deps_file and deps_file.exists() else {}
+    except UserError:
+        return {}
 
 
 def missing_message(

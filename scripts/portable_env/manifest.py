@@ -61,8 +61,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import yaml
-
 from portable_env import formats, glibc, lock, pypi
 from portable_env.errors import UserError, run
 from portable_env.files import sha256_of, write_atomic
@@ -165,16 +163,6 @@ def min_glibc(prefix: Path, records: list[dict[str, Any]], platform: str) -> dic
         if m and version_key(f"{m[1]}.{m[2]}") > version_key(version):
             version, source = f"{m[1]}.{m[2]}", f"package {pkg} depends on __glibc {spec}"
     return {"min_glibc": version, "glibc_evidence": {"source": source, "elf": scan, "package_constraints": constraints}}
-
-
-def read_deps(deps: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(deps.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{deps}: cannot read the scan results ({exc}); run make deps") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{deps}: not a scan result (mapping expected); run make deps")
-    return data
 
 
 def detected_imports(deps: dict[str, Any], installed: set[str]) -> list[dict[str, Any]]:
@@ -301,7 +289,7 @@ def build_manifest(
     # A detected package is installed as a conda package, or from PyPI ("pypi:<name>" from imports:,
     # or named like a pypi: requirement).
     installed = set(by_name) | {f"{PYPI_PREFIX}{p['name']}" for p in pypi_packages} | {p["name"] for p in pypi_packages}
-    imports = detected_imports(read_deps(deps_file), installed)
+    imports = detected_imports(lock.read_deps(deps_file), installed)
     os_part = platform.split("-", 1)[0]
     stamp = formats.archive_mtime(r.get("timestamp") for r in records)
     manifest: dict[str, Any] = {

@@ -34,13 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from packaging.requirements import Requirement
 
 from portable_env import formats, probe
 from portable_env.errors import UserError, report, run
 from portable_env.files import canon, conda_file_owners, sha256_of, spec_name
-from portable_env.lock import read_env_file
+from portable_env.lock import read_deps, read_env_file
 from portable_env.settings import load
 
 MANIFEST = "share/portable-env/manifest.json"  # written by scripts/write-manifest
@@ -69,7 +68,7 @@ DETECTED = ("required", "optional", "on_demand")
 def import_packages(deps: Path, env_file: Path | None) -> dict[str, str]:
     """Import name -> package of the detected packages (required, optional,
     on-demand) that were installed: those in the environment.yml, if given."""
-    data = yaml.safe_load(deps.read_text()) or {}
+    data = read_deps(deps)
     detected = {pkg for key in DETECTED for pkg in data.get(key) or []}
     if env_file:
         spec = read_env_file(env_file)
