@@ -127,6 +127,9 @@ def test_adopt_keeps_the_needed_records_and_packs_without_solving(world: World, 
         assert f"  {name} " in table and "not imported by the project" in table
     assert "tinypip" in out and "editable: /home/me/src/mylib" in out, out
     assert world.repo.make(*world.args("tiny"), "check-lock", check=False).returncode == 0
+    for name in ("rattler-lock.yml", "conda-linux-64.lock"):
+        head = (world.kdir("tiny") / name).read_text().split("\n", 1)[0]
+        assert "adopted from an existing environment by scripts/adopt" in head and "lock-env" not in head, head
 
     # No channel index: any solve would fail; pack installs the adopted lock's URLs.
     indexes = list(world.chan.glob("*/repodata.json"))

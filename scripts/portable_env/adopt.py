@@ -469,8 +469,9 @@ def write_locks(
     env_file and target (what lock-env records, so check-lock calls the lock current)."""
     spec = lock.read_env_file(env_file)
     digest = lock.spec_hash(env_file, target, platform)
-    lock.write_lock(records, spec.channels, platform, lock_file, target)
-    write_atomic(explicit, lock.explicit_text(records, platform, spec.name, digest, target))
+    origin = "adopted from an existing environment by scripts/adopt"
+    lock.write_lock(records, spec.channels, platform, lock_file, target, origin)
+    write_atomic(explicit, lock.explicit_text(records, platform, spec.name, digest, target, origin))
 
 
 def _table(rows: list[list[str]]) -> list[str]:
