@@ -150,7 +150,9 @@ def test_settings_picked_backends_stay_optional_in_packages(tmp_path: Path) -> N
         tmp_path,
         {
             "pkg/__init__.py": "from . import io\n",
-            "pkg/io.py": "import os\nif os.environ.get('PKG_GPU'):\n    import cupy\nif use_cache:\n    import diskcache\n",
+            "pkg/io.py": (
+                "import os\nif os.environ.get('PKG_GPU'):\n    import cupy\nif use_cache:\n    import diskcache\n"
+            ),
         },
     )
     assert scan(proj).optional == {"cupy", "diskcache"}

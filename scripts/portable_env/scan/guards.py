@@ -87,19 +87,24 @@ def dotted(node: ast.AST) -> str:
 # ---------------------------------------------------------------- guards
 
 
-def _probes(test: ast.expr) -> Iterator[str]:
+def _nodes(test: ast.AST | list[ast.AST]) -> list[ast.AST]:
+    """The nodes of a test (walked once by the caller and passed as a list)."""
+    return test if isinstance(test, list) else list(ast.walk(test))
+
+
+def _probes(test: ast.AST | list[ast.AST]) -> Iterator[str]:
     """The last names of the calls in a test."""
-    for n in ast.walk(test):
+    for n in _nodes(test):
         if isinstance(n, ast.Call):
             yield dotted(n.func).rsplit(".", 1)[-1]
 
 
-def availability_check(test: ast.expr) -> bool:
+def availability_check(test: ast.AST | list[ast.AST]) -> bool:
     """`if find_spec("x")` / `if is_x_available()` style guards: is it installed?"""
     return any(PROBE_RE.search(f) is not None and not ENABLED_RE.search(f) for f in _probes(test))
 
 
-def enabled_check(test: ast.expr) -> bool:
+def enabled_check(test: ast.AST | list[ast.AST]) -> bool:
     """`if is_x_enabled()`: a setting (optional in a package, run in a script)."""
     return any(ENABLED_RE.search(f) is not None for f in _probes(test))
 
@@ -182,23 +187,24 @@ def flag_is_attribute(test: ast.expr) -> bool:
     return isinstance(test, ast.Attribute)
 
 
-def string_modules(node: ast.AST) -> set[str]:
+def string_modules(node: ast.AST | list[ast.AST]) -> set[str]:
     """Lowercase top-level module names written as string literals in `node`."""
     out = set()
-    for n in ast.walk(node):
+    for n in _nodes(node):
         text = const_str(n)
         if text and MODULE_RE.fullmatch(text):
             out.add(text.split(".")[0].lower())
     return out
 
 
-def named_modules(test: ast.expr) -> set[str]:
+def named_modules(test: ast.AST | list[ast.AST]) -> set[str]:
     """Module names an `if` test mentions: string literals ('gevent' in mode,
     array_type("cupy")) and words of compound identifiers (is_running_trio,
     array_type_cupy). A bare name (`if yaml is None: import yaml`, a lazy
     import cache) does not count."""
-    out = string_modules(test)
-    for n in ast.walk(test):
+    nodes = _nodes(test)
+    out = string_modules(nodes)
+    for n in nodes:
         ident = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else ""
         words = [w for w in ident.lower().split("_") if w]
         if len(words) > 1:
@@ -220,26 +226,36 @@ def dispatch(test: ast.expr) -> bool:
     return bool(opts) and all(const_str(o) is not None for o in opts)
 
 
-def reads_environment(test: ast.expr) -> bool:
+def reads_environment(test: ast.AST | list[ast.AST]) -> bool:
     """A test on an environment variable (configuration, not code)."""
-    for n in ast.walk(test):
+    for n in _nodes(test):
         d = dotted(n) if isinstance(n, (ast.Attribute, ast.Name)) else ""
         if d.endswith(("environ", "getenv")):
             return True
     return False
 
 
+_COMPOUND = (
+    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While,
+    ast.With, ast.AsyncWith, ast.Match, *TRY_TYPES,
+)  # fmt: skip
+
+
 def _statements(stmts: list[ast.stmt]) -> Iterator[ast.stmt]:
     """Every statement, nested ones included, without walking expressions
     (a try can only be a statement: much cheaper than ast.walk)."""
-    for st in stmts:
+    stack = list(stmts)
+    while stack:
+        st = stack.pop()
         yield st
+        if not isinstance(st, _COMPOUND):
+            continue
         for name in ("body", "orelse", "finalbody"):
-            yield from _statements(getattr(st, name, None) or [])
-        for handler in getattr(st, "handlers", None) or []:
-            yield from _statements(handler.body)
-        for case in getattr(st, "cases", None) or []:
-            yield from _statements(case.body)
+            stack.extend(getattr(st, name, None) or ())
+        for handler in getattr(st, "handlers", None) or ():
+            stack.extend(handler.body)
+        for case in getattr(st, "cases", None) or ():
+            stack.extend(case.body)
 
 
 def calls_under_import_guard(tree: ast.Module) -> dict[str, bool]:

@@ -211,10 +211,11 @@ class Scanner:
     def _if(self, s: ast.If, optional: bool) -> None:
         self.exprs(s.test, optional)
         t = self.ev.truth(s.test)
-        check = g.availability_check(s.test)  # find_spec / is_x_available(): a real guard
-        config = g.reads_environment(s.test)
+        nodes = list(ast.walk(s.test))  # walked once for the checks below
+        check = g.availability_check(nodes)  # find_spec / is_x_available(): a real guard
+        config = g.reads_environment(nodes)
         # settings, environment, is_x_enabled(): optional in packages only
-        soft = config or (t is None and g.dispatch(s.test)) or (not check and g.enabled_check(s.test))
+        soft = config or (t is None and g.dispatch(s.test)) or (not check and g.enabled_check(nodes))
         flag, negated = g.flag_name(s.test)
         setting = g.flag_is_attribute(s.test)
         if t is False and g.names_type_checking(s.test):
@@ -228,7 +229,7 @@ class Scanner:
             self.soft -= soft
             if flag and not negated:
                 self._flag_guard(flag, start, setting)
-            self._named_guard(g.named_modules(s.test), start)
+            self._named_guard(g.named_modules(nodes), start)
         if t is not True:
             start = len(self.uses)
             self.guards += check  # `if not available: ... else: import x`
