@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -221,3 +222,68 @@ def test_the_missing_package_hint_shows_the_pypi_line_and_adds_nothing(repo: Rep
     assert 'pypi: ["clitool"]' in proc.stderr
     assert "pypi:nowhere" not in proc.stderr, "no PyPI line for a project the index does not have"
     assert (pdir / "project.yml").read_text() == text, "the hint never edits project.yml"
+
+
+# An in-tree PEP 517 backend (no build requirements): the sdist builds offline.
+BACKEND = '''import base64, hashlib, os, zipfile
+
+NAME, VERSION = "srconly", "0.3"
+
+
+def _record_row(path, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{path},sha256={digest},{len(data)}"
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    info = f"{NAME}-{VERSION}.dist-info"
+    items = {f"{NAME}/__init__.py": open(os.path.join(NAME, "__init__.py"), "rb").read(),
+             f"{info}/METADATA": f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n".encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    rows = [_record_row(p, d) for p, d in items.items()] + [f"{info}/RECORD,,"]
+    items[f"{info}/RECORD"] = ("\\n".join(rows) + "\\n").encode()
+    name = f"{NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for path, data in items.items():
+            z.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data)
+    return name
+'''
+
+
+def sdist(folder: Path) -> Path:
+    """srconly-0.3.tar.gz: a source distribution only (no wheel of it anywhere)."""
+    base = "srconly-0.3"
+    files = {"pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+                               '[project]\nname = "srconly"\nversion = "0.3"\n',
+             "backend.py": BACKEND, "srconly/__init__.py": "VALUE = 'built from source'\n",
+             "PKG-INFO": "Metadata-Version: 2.1\nName: srconly\nVersion: 0.3\n"}
+    out = folder / f"{base}.tar.gz"
+    with tarfile.open(out, "w:gz") as tf:
+        for rel, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{base}/{rel}")
+            info.size, info.mtime, info.mode = len(data), 1577836800, 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return out
+
+
+def test_pypi_sdists_builds_a_source_only_package_and_without_it_the_lock_names_the_setting(
+        repo: Repo, channel: str, wheels: Path, tmp_path: Path) -> None:
+    sdist(wheels)
+    files = {"app.py": "import srconly\nprint(srconly.VALUE)\n"}
+    extra = 'imports: {srconly: "pypi:srconly"}\n'
+    repo.project("p", files, settings_text(channel, wheels, extra))
+    refused = repo.make("PROJECT=p", "lock", check=False)
+    assert refused.returncode != 0 and "pypi_sdists: true" in refused.stderr, refused.stderr
+    assert "srconly" in refused.stderr
+    repo.project("p", files, settings_text(channel, wheels, extra + "pypi_sdists: true\n"))
+    env = yaml.safe_load(repo.make("PROJECT=p", "env-file").stdout)
+    assert "--only-binary=:all:" not in env["dependencies"][-1]["pip"], env
+    repo.make("PROJECT=p", "pack")
+    locked = (repo.root / "projects" / "p" / "pypi-linux-64.txt").read_text()
+    digest = hashlib.sha256((wheels / "srconly-0.3.tar.gz").read_bytes()).hexdigest()
+    assert "srconly-0.3.tar.gz" in locked and f"--hash=sha256:{digest}" in locked, locked
+    root = unpack(repo.root / "dist" / "p-linux-64.tar.gz", tmp_path / "there")
+    out = subprocess.run([str(root / "bin" / "python"), "-c", "import srconly; print(srconly.VALUE)"],
+                         env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "built from source", out

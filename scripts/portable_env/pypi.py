@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from portable_env.errors import UserError, run
-from portable_env.files import conda_file_owners, write_atomic
+from portable_env.files import conda_file_owners, sha256_of, write_atomic
 from portable_env.settings import PYPI_INDEX_DEFAULT, canonical_pypi
 
 HASH_LINE = "# spec-sha256: "
@@ -605,18 +605,42 @@ def license_of(dist_info: Path) -> str:
     return " AND ".join(classifiers) if classifiers else ""
 
 
+def build_wheel(sdist: Path, python: Path, index: str, work: Path, cache_dir: Path) -> Path:
+    """The wheel uv builds from a source distribution for python (build
+    requirements from index: an https:// index, or a file:// folder of wheels)."""
+    out = work / "built" / sdist.name
+    out.mkdir(parents=True)
+    source = ["--index-url", index] if index.startswith("https://") else ["--no-index", "--offline"]
+    if index.startswith("file://"):
+        source += ["--find-links", urllib.request.url2pathname(index[len("file://") :])]
+    cmd = [uv(), "build", "--quiet", "--no-config", "--wheel", "--python", str(python), "--out-dir", str(out)]
+    proc = subprocess.run([*cmd, *source, str(sdist)], capture_output=True, text=True, env=uv_env(cache_dir / "uv"))
+    built = sorted(out.glob("*.whl"))
+    if proc.returncode != 0 or len(built) != 1:
+        raise UserError(
+            f"uv could not build a wheel from {sdist.name} (pypi_sdists: true):\n{proc.stderr.strip()}\n"
+            "  its build requirements must be on the index; or leave the package out of pypi:"
+        )
+    return built[0]
+
+
 def install(prefix: Path, lock_file: Path, cache_dir: Path) -> list[dict[str, Any]]:
     """Install the PyPI lock into the conda environment at prefix, hashes checked, nothing resolved."""
     index, locked = read_lock(lock_file)
     python = prefix / "bin" / "python"
     if not python.exists():
         raise UserError(f"{prefix} has no bin/python: create the conda environment first")
-    wheels = [(item, fetch(item, cache_dir / "wheels")) for item in locked]
-    check_overwrites(prefix, wheels)
-    sdists = any(not w.name.endswith(".whl") for _, w in wheels)
+    fetched = [(item, fetch(item, cache_dir / "wheels")) for item in locked]
     with tempfile.TemporaryDirectory(prefix="pypi-install-") as tmp:
+        # A source distribution (pypi_sdists: true) is built into a wheel first, from the file
+        # whose sha256 fetch checked: what it installs is then known before anything is installed.
+        wheels = [
+            (item, dist if dist.name.endswith(".whl") else build_wheel(dist, python, index, Path(tmp), cache_dir))
+            for item, dist in fetched
+        ]
+        check_overwrites(prefix, wheels)
         reqs = Path(tmp) / "requirements.txt"
-        reqs.write_text("".join(f"{item.name} @ {w.as_uri()} --hash=sha256:{item.sha256}\n" for item, w in wheels))
+        reqs.write_text("".join(f"{item.name} @ {w.as_uri()} --hash=sha256:{sha256_of(w)}\n" for item, w in wheels))
         cmd = [
             uv(),
             "pip",
@@ -633,7 +657,7 @@ def install(prefix: Path, lock_file: Path, cache_dir: Path) -> list[dict[str, An
             "-r",
             str(reqs),
         ]
-        cmd += ["--index-url", index] if sdists and index.startswith("https://") else ["--no-index", "--offline"]
+        cmd += ["--no-index", "--offline"]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=uv_env(cache_dir / "uv"))
     if proc.returncode != 0:
         raise UserError(f"uv could not install {lock_file} into {prefix}:\n{proc.stderr.strip()}")
