@@ -97,7 +97,8 @@ from portable_env.scan.mapping import (
     stdlib_names,
 )
 from portable_env.scan.output import Result, render
-from portable_env.scan.parse import Context, Use, parse_sources
+from portable_env.scan.parse import Context, Use
+from portable_env.scan.pool import parse_all
 from portable_env.scan.reach import build_local_index, mark_reachability
 from portable_env.scan.sources import is_test_path, select_sources
 
@@ -152,7 +153,7 @@ def scan(
     maps = load_mapping(imports or {}, mapping, mapping_given)
     stdlib = stdlib_names(python)
     ctx = Context(Evaluator(python), stdlib, {n.split(".")[0] for n in maps.namespaces})
-    parsed = parse_sources(root, sources, ctx)
+    parsed = parse_all(root, sources, ctx)
     res = Result(unparsed=parsed.unparsed)
     if parsed.parsed == 0:
         raise UserError(
