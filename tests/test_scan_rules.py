@@ -256,3 +256,16 @@ def test_a_namespace_folder_no_package_is_known_by_is_the_projects_own(tmp_path:
     res = scan(proj)
     assert "mylab" not in res.required | res.on_demand | res.optional
     assert "numpy" in res.required, "a known package is never hidden by a folder"
+
+
+def test_only_a_line_that_starts_a_statement_is_a_magic(tmp_path: Path) -> None:
+    """A `%` line inside open brackets is the modulo operator, a `?` line
+    inside a triple-quoted string is text, a line after a backslash continues
+    the statement: Python, as IPython reads them, not magics."""
+    python = 'print(\n    "%4.2f%%"\n    % tuple(x)\n)\ny = 1 + \\\n    %d\ns = """Why?\n!not a shell line\n"""\n'
+    src = python + "%time f()\nnp.mean?\n"
+    assert cell_source(src) == python + "pass\npass"
+    res = scan(
+        write(tmp_path, {"nb.ipynb": notebook("import numpy as np\nx = (1,\n     2)\n" + src.replace("%d", "2"))})
+    )
+    assert res.unparsed == [] and res.required == {"numpy"}

@@ -24,9 +24,11 @@ Nothing under build/corpus/ is committed. Per source:
   every ``[dependency-groups]`` group), plus, for an sdist, the distribution
   itself (the examples of library X need X);
 - imported: top-level names of `import` / `from` lines and `%load_ext`
-  magics in its code (a plain regular-expression reading, independent of
-  the scan, skipping lines inside triple-quoted strings), minus its own
-  modules;
+  magics at the start of a line in its code (a plain regular-expression
+  reading, independent of the scan, of the text with string literals
+  blanked out: an import in a docstring or a string is not an import),
+  minus its own modules; test code (conftest.py, tests/) is left out, as
+  the scan leaves it out by default;
 - truth: the declared packages that the code imports (by name: the import
   name is the package name, or a known rename in SAME);
 - installed: what the scan installs by default (required + on_demand).
@@ -59,7 +61,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from portable_env.errors import UserError
-from portable_env.files import canon
+from portable_env.files import canon, is_test_path
 from portable_env.scan import scan
 
 # Same package under several names (PyPI, conda-forge, the import name).
@@ -91,10 +93,13 @@ SAME = [
     ("cython",),
     ("ray", "ray-core", "ray-default"),
     ("imbalanced-learn", "imblearn"),
+    ("geoviews", "geoviews-core"),
+    ("duckdb", "python-duckdb"),
 ]
 ALIAS = {canon(n): canon(g[0]) for g in SAME for n in g}
 IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import|import[ \t]+([A-Za-z_][\w., \t]*))", re.M)
-LOAD_EXT_RE = re.compile(r"%(?:re)?load_ext[ \t]+([A-Za-z_]\w*)")
+LOAD_EXT_RE = re.compile(r"^[ \t]*%(?:re)?load_ext[ \t]+([A-Za-z_]\w*)", re.M)  # not `# %load_ext` comments
+RUN_LOAD_EXT_RE = re.compile(r"run_line_magic\(\s*['\"](?:re)?load_ext['\"]\s*,\s*['\"]([A-Za-z_]\w*)")
 MPL_WIDGET_RE = re.compile(r"^[ \t]*%matplotlib[ \t]+(?:widget|ipympl)\b", re.M)  # the ipympl backend
 WRITEFILE_RE = re.compile(r"%%(?:writefile|file)[ \t]+(?:-a[ \t]+)?(?:\S*/)?([A-Za-z_]\w*)\.py\b")
 ENV_FILE_RE = re.compile(r"(^|/)(environment[^/]*\.ya?ml|requirements[^/]*\.txt)$")
@@ -378,6 +383,7 @@ def blank_strings(text: str) -> str:
 
 def imported_names(text: str) -> set[str]:
     """Top-level names the code imports (regular expressions on the code text)."""
+    exported = set(RUN_LOAD_EXT_RE.findall(text))  # get_ipython().run_line_magic("load_ext", "x")
     text = code_text(text)
     dotted = set()
     for m in IMPORT_RE.finditer(text):
@@ -389,7 +395,7 @@ def imported_names(text: str) -> set[str]:
     for d in dotted:  # namespace packages: azure.storage.blob is the distribution azure-storage-blob
         parts = d.split(".")
         out.update("-".join(parts[:i]) for i in range(2, len(parts) + 1))
-    out.update(LOAD_EXT_RE.findall(text))
+    out.update(LOAD_EXT_RE.findall(text), exported)
     if MPL_WIDGET_RE.search(text):
         out.add("ipympl")
     return out
@@ -422,7 +428,7 @@ def score_repo(name: str, root: Path, dist: str | None = None) -> Repo:
         p = root / rel
         if is_env_file(rel, dist is not None):
             r.declared |= declared_names(p)
-        elif p.suffix in (".py", ".ipynb"):
+        elif p.suffix in (".py", ".ipynb") and not is_test_path(Path(rel)):  # not scanned by default either
             r.imported |= {norm(n) for n in imported_names(p.read_text(errors="replace")) if n.split("-")[0] not in own}
     r.truth = {d for d in r.declared if d in r.imported}
     res = scan(root)

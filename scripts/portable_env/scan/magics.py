@@ -13,7 +13,10 @@ the module each magic imports when it runs:
   (ipython-sql); ``%%ipytest``: ipytest.
 ``%%writefile x.py`` / ``%%file x.py`` cells are Python files the notebook
 writes and runs: scanned as Python. Every other magic or shell line becomes
-``pass`` (so a block whose only body was a magic still parses).
+``pass`` (so a block whose only body was a magic still parses). As in
+IPython, only a line that starts a statement can be a magic: a line inside
+open brackets, after a backslash or inside a triple-quoted string (`print(
+"%d%%" \\n % x)`, a docstring line ending in `?`) is Python.
 ``get_ipython().run_line_magic("load_ext", "X")`` in exported scripts is read
 by the scanner through ``magic_imports``.
 """
@@ -27,7 +30,9 @@ import re
 PY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy"}
 # Cell magics whose body is a file the notebook writes (Python when *.py).
 FILE_CELL_MAGICS = {"writefile", "file"}
-MAGIC_LINE = re.compile(r"^\s*(!|%|\?)|^\s*\w+\s*=\s*[!%]|.*\?\s*$")
+ESCAPE_LINE = re.compile(r"^\s*(!|%|\?)|^\s*\w+\s*=\s*[!%]")  # %magic, !shell, ?help, x = !cmd
+SYNTAX_CHARS = re.compile(r"[][(){}'\"#\\]")  # the characters that open or close something
+HELP_END = re.compile(r".*\?\s*$")  # obj? / obj??
 LINE_MAGIC = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%+([A-Za-z_]\w*)\s*(.*)$")
 # Extensions IPython ships itself (%load_ext autoreload).
 LOAD_EXT_BUILTIN = {"autoreload": "IPython", "storemagic": "IPython"}
@@ -55,6 +60,51 @@ def magic_imports(name: str, args: str) -> list[str]:
     return list(MAGIC_IMPORTS.get(name, CELL_MAGIC_IMPORTS.get(name, [])))
 
 
+def _open_after(line: str, state: tuple[int, str]) -> tuple[int, str]:
+    """(bracket depth, open triple quote or "\\" for a backslash continuation)
+    after `line`, given the state before it."""
+    depth, quote = state
+    if quote == "\\":
+        quote = ""
+    if not SYNTAX_CHARS.search(line):
+        return depth, quote
+    i, n = 0, len(line)
+    comment = False
+    while i < n:
+        if quote:  # inside a triple-quoted string
+            if line[i] == "\\":
+                i += 2
+                continue
+            if line.startswith(quote, i):
+                i += 3
+                quote = ""
+                continue
+            i += 1
+            continue
+        c = line[i]
+        if c == "#":
+            comment = True
+            break
+        if c in "\"'":
+            if line.startswith(c * 3, i):
+                quote = c * 3
+                i += 3
+                continue
+            j = i + 1  # a one-line string: to its closing quote (or the end of the line)
+            while j < n and line[j] != c:
+                j += 2 if line[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    if not quote and not comment and line.rstrip().endswith("\\"):
+        quote = "\\"
+    return depth, quote
+
+
 def _statement(indent: str, modules: list[str]) -> str:
     """One line of Python standing for a magic line."""
     return f"{indent}import {', '.join(modules)}" if modules else f"{indent}pass"
@@ -80,9 +130,13 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
             return _statement("", mods) if mods else None  # %%bash, %%html, ...: not Python
         lines[0] = ""
     out = []
+    state = (0, "")
     for ln in lines:
-        if not MAGIC_LINE.match(ln) or ln.lstrip().startswith("#"):
+        after = _open_after(ln, state)
+        magic = ESCAPE_LINE.match(ln) or (HELP_END.match(ln) and after == (0, ""))  # `s = """why?` opens a string
+        if state != (0, "") or not magic or ln.lstrip().startswith("#"):
             out.append(ln)
+            state = after
             continue
         indent = ln[: len(ln) - len(ln.lstrip())]
         m = LINE_MAGIC.match(ln)
