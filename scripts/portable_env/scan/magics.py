@@ -133,8 +133,8 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
     state = (0, "")
     for ln in lines:
         after = _open_after(ln, state)
-        magic = ESCAPE_LINE.match(ln) or (HELP_END.match(ln) and after == (0, ""))  # `s = """why?` opens a string
-        if state != (0, "") or not magic or ln.lstrip().startswith("#"):
+        escaped = bool(ESCAPE_LINE.match(ln) or (HELP_END.match(ln) and after == (0, "")))  # `s = """why?`: text
+        if state != (0, "") or not escaped or ln.lstrip().startswith("#"):
             out.append(ln)
             state = after
             continue
