@@ -254,3 +254,14 @@ def test_headers_are_what_tarfile_writes(name: str, kind: bytes, link: str, size
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     assert pack.header(info) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def test_slim_rule_is_fnmatch_of_the_patterns() -> None:
+    import fnmatch
+
+    paths = ["include/six.h", "lib/libz.a", "lib/libz.so", "share/doc/x/README", "share/man/man1/x.1",
+             "lib/python3.11/site-packages/pkg/tests/test_a.py", "lib/python3.11/site-packages/pkg/testing/tests/t.py",
+             "lib/python3.11/site-packages/pkg/testsuite.py", "bin/include", "share/info/dir", "lib/x.a.so"]
+    for path in paths:
+        assert pack.slimmed(path) == any(fnmatch.fnmatch(path, p) for p in pack.SLIM_EXCLUDES), path
+    assert pack.slimmed("include/six.h") and not pack.slimmed("lib/libz.so"), "the control"

@@ -24,7 +24,6 @@ copy (``uncached_binaries``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from portable_env.errors import UserError
-from portable_env.lock import read_records
 
 # Fault injection for the test suite: the first install attempt's process
 # kills itself with SIGSEGV after installing, like the crash seen once in
@@ -189,8 +187,12 @@ def prefix_pycs(prefix: Path) -> list[Path]:
 
 def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
     """Install the lock into prefix (runs inside the child process)."""
+    import asyncio
+
     import rattler
     from rattler.exceptions import InstallerError
+
+    from portable_env.lock import read_records  # the lock reader (imported here: pack needs none of it)
 
     records = read_records(lock, platform)
     print(f"env: installing {len(records)} packages into {prefix}", file=sys.stderr, flush=True)

@@ -60,15 +60,17 @@ import tempfile
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from portable_env import formats
 from portable_env.env import uncached_binaries
 from portable_env.errors import UserError, run
 from portable_env.settings import load
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 # slim: true leaves these out (fnmatch on paths in the prefix; '*' crosses
 # '/'): installed packages' test suites, static libraries, C headers and
@@ -83,6 +85,14 @@ SLIM_EXCLUDES = [
     "share/man/*",
     "share/info/*",
 ]
+SLIM_RE = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in SLIM_EXCLUDES))
+
+
+def slimmed(target: str) -> bool:
+    """Whether slim: true leaves the prefix path target out (SLIM_EXCLUDES, fnmatch's rules)."""
+    return SLIM_RE.match(target) is not None
+
+
 GZIP_BLOCK = 1 << 20  # fixed: the compressed bytes never depend on the number of threads
 GZIP_WINDOW = 32768
 # conda-pack skips these top-level folders of a prefix.
@@ -266,26 +276,24 @@ def conda_env(prefix: Path, slim: bool = False, scratch: Path | None = None) -> 
         for rel in _unowned_pycs(Path(env.prefix), known)
     ]
     raw_prefix = env.prefix.encode()
-    files = [_as_packed(f, raw_prefix) for f in [*env.files, *extra]]
+    files = [_as_packed(f, raw_prefix) for f in [*env.files, *extra] if not (slim and slimmed(f.target))]
     if scratch is not None:
         files = _relocatable_scripts(Path(env.prefix), files, scratch)
-    env = CondaEnv(env.prefix, files)
-    if slim:
-        for pattern in SLIM_EXCLUDES:
-            env = env.exclude(pattern)
-    return env
+    return CondaEnv(env.prefix, files)
 
 
 def slimmed_bytes(prefix: Path) -> tuple[int, int]:
-    """(files, bytes) that slim leaves out of prefix."""
+    """(files, bytes) that slim leaves out of prefix (symlinks not counted)."""
     count = size = 0
     for dirpath, _dirs, files in os.walk(prefix):
+        rel_dir = os.path.relpath(dirpath, prefix)
+        base = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
         for name in files:
-            path = Path(dirpath, name)
-            rel = path.relative_to(prefix).as_posix()
-            if any(fnmatch.fnmatch(rel, pattern) for pattern in SLIM_EXCLUDES) and not path.is_symlink():
-                count += 1
-                size += path.stat().st_size
+            if slimmed(base + name):
+                st = os.lstat(os.path.join(dirpath, name))
+                if not stat.S_ISLNK(st.st_mode):
+                    count += 1
+                    size += st.st_size
     return count, size
 
 
@@ -316,6 +324,8 @@ class GzipWriter:
 
     def __init__(self, out: IO[bytes], level: int, jobs: int, mtime: int) -> None:
         self.out, self.level, self.jobs = out, level, max(1, jobs)
+        from concurrent.futures import ThreadPoolExecutor  # here: only gzip needs it
+
         self.pool = ThreadPoolExecutor(self.jobs) if self.jobs > 1 else None
         self.pending: deque[Future[bytes]] = deque()
         self.buf = bytearray()

@@ -20,7 +20,6 @@ summary    Markdown for $GITHUB_STEP_SUMMARY: archive size and checksum,
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -247,8 +246,8 @@ class SizeReport:
 
 
 def slimmed(name: str) -> bool:
-    """Whether slim: true leaves this archive entry out (pack.SLIM_EXCLUDES, fnmatch as pack uses it)."""
-    return any(fnmatch.fnmatch(name, pattern) for pattern in pack.SLIM_EXCLUDES)
+    """Whether slim: true leaves this archive entry out (the rule pack uses)."""
+    return pack.slimmed(name)
 
 
 def owner_of(name: str, owners: dict[str, str]) -> str:

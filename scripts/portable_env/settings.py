@@ -25,8 +25,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from portable_env import formats
 from portable_env.errors import UserError, run
 from portable_env.files import canon, write_atomic, write_if_changed
@@ -388,6 +386,8 @@ class Overrides:
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a syntax error is a UserError naming the file."""
+    import yaml  # here: the steps that only load settings.json never need it
+
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
