@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import script
-from portable_env import formats, pack
+from portable_env import formats, pack, tarwrite
 from portable_env.errors import UserError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:conda_pack")  # its package cache is gone
@@ -52,10 +52,10 @@ def sha(path: Path) -> str:
 
 def test_normalise_entries_and_scrub_build_paths() -> None:
     st = os.stat_result((stat.S_IFREG | 0o700, 1, 1, 1, 1000, 1000, 5, 123, 123, 123))
-    out = pack.entry_info("bin/tool", st, 42)
+    out = tarwrite.entry_info("bin/tool", st, 42)
     assert (out.mtime, out.uid, out.gid, out.uname, out.gname, out.mode, out.size) == (42, 0, 0, "", "", 0o755, 5)
-    assert pack.entry_info("x", os.stat_result((stat.S_IFREG | 0o640, *[1] * 9)), 0).mode == 0o644
-    assert pack.entry_info("d", os.stat_result((stat.S_IFDIR | 0o700, *[1] * 9)), 0).mode == 0o755
+    assert tarwrite.entry_info("x", os.stat_result((stat.S_IFREG | 0o640, *[1] * 9)), 0).mode == 0o644
+    assert tarwrite.entry_info("d", os.stat_result((stat.S_IFDIR | 0o700, *[1] * 9)), 0).mode == 0o755
     data = pack.scrub_record(json.dumps({
         "name": "six", "extracted_package_dir": "/build/pkgs/six", "link": {"source": "/build/pkgs/six", "type": 1},
         "paths_data": {"paths": [
@@ -253,7 +253,7 @@ def test_headers_are_what_tarfile_writes(name: str, kind: bytes, link: str, size
     info.type, info.linkname, info.size, info.mode, info.mtime = kind, link, size, mode, 1700000000
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    assert pack.header(info) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert tarwrite.header(info) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 def test_slim_rule_is_fnmatch_of_the_patterns() -> None:

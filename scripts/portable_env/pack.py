@@ -17,10 +17,8 @@ archives, on any checkout path, at any time and with any number of threads:
   - conda-meta/*.json without the fields that name the build machine's paths
     (extracted_package_dir, link.source, sha256_in_prefix and the size of
     prefix-rewritten files): they are wrong after unpacking anyway,
-  - compression whose output does not depend on the thread count: gzip in
-    fixed 1 MiB blocks (each primed with the previous 32 KiB, one gzip
-    member, a fixed header), zstd in its multi-threaded mode (deterministic
-    for any number of workers >= 1), bz2 and xz on one thread.
+  - compression whose output does not depend on the thread count
+    (compress.py); the tar itself is tarwrite.py.
 Files no package owns that do not contain the build path (shipped code,
 the manifest, compiled .pyc files) are packed as they are, so
 bin/conda-unpack does not list them with the build path.
@@ -45,32 +43,28 @@ The archive is written to OUT.tmp and renamed.
 from __future__ import annotations
 
 import argparse
-import bz2
 import fnmatch
 import json
-import lzma
 import os
 import re
 import shutil
 import stat
-import struct
 import sys
-import tarfile
 import tempfile
-import zlib
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from portable_env import formats
+from portable_env.compress import writer
 from portable_env.env import uncached_binaries
 from portable_env.errors import UserError, run
 from portable_env.settings import load
+from portable_env.tarwrite import tree_entries, write_tar
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    pass
 
 # slim: true leaves these out (fnmatch on paths in the prefix; '*' crosses
 # '/'): installed packages' test suites, static libraries, C headers and
@@ -93,8 +87,6 @@ def slimmed(target: str) -> bool:
     return SLIM_RE.match(target) is not None
 
 
-GZIP_BLOCK = 1 << 20  # fixed: the compressed bytes never depend on the number of threads
-GZIP_WINDOW = 32768
 # conda-pack skips these top-level folders of a prefix.
 SKIPPED_TOP = {"pkgs", "envs", "conda-bld"}
 
@@ -297,236 +289,7 @@ def slimmed_bytes(prefix: Path) -> tuple[int, int]:
     return count, size
 
 
-# --- compression -------------------------------------------------------------
-
-
-class Writer(Protocol):
-    """A compressing byte sink over the output file."""
-
-    def write(self, data: bytes) -> int: ...
-
-    def close(self) -> None: ...
-
-
-def _deflate(block: bytes, level: int, window: bytes) -> bytes:
-    """One block as raw deflate, primed with the previous data, ending byte-aligned (not final)."""
-    c = (
-        zlib.compressobj(level, zlib.DEFLATED, -15, zdict=window)
-        if window
-        else zlib.compressobj(level, zlib.DEFLATED, -15)
-    )
-    return c.compress(block) + c.flush(zlib.Z_SYNC_FLUSH)
-
-
-class GzipWriter:
-    """One gzip member made of independently compressed fixed-size blocks
-    (as pigz does): the same bytes with 1 or N threads."""
-
-    def __init__(self, out: IO[bytes], level: int, jobs: int, mtime: int) -> None:
-        self.out, self.level, self.jobs = out, level, max(1, jobs)
-        from concurrent.futures import ThreadPoolExecutor  # here: only gzip needs it
-
-        self.pool = ThreadPoolExecutor(self.jobs) if self.jobs > 1 else None
-        self.pending: deque[Future[bytes]] = deque()
-        self.buf = bytearray()
-        self.window = b""
-        self.crc = self.size = 0
-        xfl = 2 if level == 9 else 4 if level == 1 else 0
-        out.write(b"\x1f\x8b\x08\x00" + struct.pack("<I", mtime & 0xFFFFFFFF) + bytes([xfl, 255]))
-
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        while len(self.buf) >= GZIP_BLOCK:
-            self._block(bytes(self.buf[:GZIP_BLOCK]))
-            del self.buf[:GZIP_BLOCK]
-        return len(data)
-
-    def _block(self, block: bytes) -> None:
-        self.crc = zlib.crc32(block, self.crc)
-        self.size += len(block)
-        window, self.window = self.window, (self.window + block)[-GZIP_WINDOW:]
-        if self.pool is None:
-            self.out.write(_deflate(block, self.level, window))
-            return
-        self.pending.append(self.pool.submit(_deflate, block, self.level, window))
-        while len(self.pending) > 2 * self.jobs:
-            self.out.write(self.pending.popleft().result())
-
-    def close(self) -> None:
-        try:
-            if self.buf:
-                self._block(bytes(self.buf))
-            while self.pending:
-                self.out.write(self.pending.popleft().result())
-            self.out.write(zlib.compressobj(self.level, zlib.DEFLATED, -15).flush())  # the final, empty block
-            self.out.write(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown(cancel_futures=True)
-
-
-class StreamWriter:
-    """A one-stream compressor object (bz2, lzma, or nothing) over out."""
-
-    def __init__(self, out: IO[bytes], compressor: Any | None) -> None:
-        self.out, self.compressor = out, compressor
-
-    def write(self, data: bytes) -> int:
-        self.out.write(self.compressor.compress(data) if self.compressor else data)
-        return len(data)
-
-    def close(self) -> None:
-        if self.compressor:
-            self.out.write(self.compressor.flush())
-
-
-class ZstdWriter:
-    """zstd in its multi-threaded mode, whose output is the same for any number of workers >= 1."""
-
-    def __init__(self, out: IO[bytes], level: int, jobs: int) -> None:
-        try:
-            import zstandard
-        except ImportError:
-            raise UserError(
-                "writing tar.zst needs the Python module zstandard; install the tools again: make tools"
-            ) from None
-        self.stream = zstandard.ZstdCompressor(level=level, threads=max(1, jobs), write_checksum=True).stream_writer(
-            out, closefd=False
-        )
-
-    def write(self, data: bytes) -> int:
-        self.stream.write(data)
-        return len(data)
-
-    def close(self) -> None:
-        self.stream.close()
-
-
-def writer(out: IO[bytes], fmt: formats.Format, level: int, jobs: int, mtime: int) -> Writer:
-    """The compressing writer of a format (formats.FORMATS) over out."""
-    if fmt.name == "tar.gz":
-        return GzipWriter(out, level, jobs, mtime)
-    if fmt.name == "tar.zst":
-        return ZstdWriter(out, level, jobs)
-    if fmt.name == "tar.bz2":
-        return StreamWriter(out, bz2.BZ2Compressor(level))
-    if fmt.name == "tar.xz":
-        return StreamWriter(out, lzma.LZMACompressor(format=lzma.FORMAT_XZ, preset=level))
-    return StreamWriter(out, None)
-
-
 # --- the archive ---------------------------------------------------------------
-
-
-CHUNK = 1 << 20
-
-
-def tree_entries(root: Path) -> list[str]:
-    """Every file, symlink and empty folder under root as relative posix
-    paths, sorted: the archive's entries and their order."""
-    out = []
-    for dirpath, dirs, files in os.walk(root):
-        base = os.path.relpath(dirpath, root)
-        prefix = "" if base == "." else base.replace(os.sep, "/") + "/"
-        out += [prefix + name for name in files]
-        out += [prefix + name for name in dirs if os.path.islink(os.path.join(dirpath, name))]
-        if prefix and not files and not dirs:
-            out.append(prefix[:-1])
-    return sorted(out)
-
-
-def entry_info(name: str, st: os.stat_result, mtime: int) -> tarfile.TarInfo:
-    """The normalised tar header of a staged file: its name, kind and size;
-    mtime, owner 0/0 without names, permissions 0755/0644 (0777 for links)."""
-    info = tarfile.TarInfo(name)
-    info.mtime = mtime
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    if stat.S_ISLNK(st.st_mode):
-        info.type, info.mode = tarfile.SYMTYPE, 0o777
-    elif stat.S_ISDIR(st.st_mode):
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
-    elif stat.S_ISREG(st.st_mode):
-        info.mode = 0o755 if st.st_mode & 0o111 else 0o644
-        info.size = st.st_size
-    else:
-        raise UserError(f"{name}: neither a file, a folder nor a symlink; remove it from the environment")
-    return info
-
-
-_USTAR_LIMIT = 8**11  # sizes and times that fit a ustar header
-
-
-def header(info: tarfile.TarInfo) -> bytes:
-    """info's header block(s), byte for byte what tarfile writes in PAX
-    format; a short ASCII name and link with owner 0/0 and no owner names
-    (every entry write_tar makes, almost always) is composed directly, 4x
-    faster than tarfile's field-by-field checks."""
-    name, link = info.name, info.linkname
-    if info.type == tarfile.DIRTYPE and not name.endswith("/"):
-        name += "/"
-    if not (
-        name.isascii()
-        and link.isascii()
-        and len(name) <= 100
-        and len(link) <= 100
-        and info.uid == info.gid == 0
-        and info.uname == info.gname == ""
-        and not info.pax_headers
-        and 0 <= info.size < _USTAR_LIMIT
-        and isinstance(info.mtime, int)
-        and 0 <= info.mtime < _USTAR_LIMIT
-        and info.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE)
-    ):
-        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    block = b"".join(
-        (
-            name.encode().ljust(100, b"\0"),
-            b"%07o\0" % (info.mode & 0o7777),
-            b"0000000\0" * 2,
-            b"%011o\0" % info.size,
-            b"%011o\0" % info.mtime,
-            b"        ",
-            info.type,
-            link.encode().ljust(100, b"\0"),
-            tarfile.POSIX_MAGIC,
-        )
-    ).ljust(tarfile.BLOCKSIZE, b"\0")
-    return block[:148] + b"%06o\0" % sum(block) + block[155:]
-
-
-def _padding(size: int) -> bytes:
-    return tarfile.NUL * (-size % tarfile.BLOCKSIZE)
-
-
-def write_tar(entries: dict[str, str], sink: Writer, mtime: int) -> None:
-    """Write entries (archive name -> the file, symlink or folder to pack
-    there) to sink as one POSIX (pax) tar: sorted by name, headers
-    normalised (entry_info), files sharing an inode as hard links to the
-    first. The files are only read."""
-    written = 0
-    first_of: dict[tuple[int, int], str] = {}
-    for name in sorted(entries):
-        path = entries[name]
-        st = os.lstat(path)
-        info = entry_info(name, st, mtime)
-        if info.issym():
-            info.linkname = os.readlink(path)
-        elif info.isreg() and st.st_nlink > 1:
-            first = first_of.setdefault((st.st_dev, st.st_ino), name)
-            if first != name:
-                info.type, info.linkname, info.size = tarfile.LNKTYPE, first, 0
-        head = header(info)
-        sink.write(head)
-        written += len(head)
-        if info.isreg():
-            _copy_file(path, info.size, sink)
-            pad = _padding(info.size)
-            sink.write(pad)
-            written += info.size + len(pad)
-    end = tarfile.NUL * (2 * tarfile.BLOCKSIZE)
-    written += len(end)
-    sink.write(end + tarfile.NUL * (-written % tarfile.RECORDSIZE))
 
 
 def finish_stage(prefix: Path, staged: Path, targets: set[str]) -> None:
@@ -551,20 +314,6 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
     tmp.write_bytes(data)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
-
-
-def _copy_file(path: str, size: int, sink: Writer) -> None:
-    """Copy size bytes of the file at path into sink; UserError if it changed meanwhile."""
-    left = size
-    with open(path, "rb") as fh:
-        while left > 0:
-            data = fh.read(min(CHUNK, left))
-            if not data:
-                break
-            sink.write(data)
-            left -= len(data)
-        if left or fh.read(1):
-            raise UserError(f"{path} changed while it was packed; run make again")
 
 
 def _drop_conda_packs_temp_file(staged: Path, targets: set[str]) -> None:
