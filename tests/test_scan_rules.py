@@ -225,9 +225,22 @@ def test_dotted_import_of_a_submodule_in_another_package_needs_both(tmp_path: Pa
 
 def test_import_names_of_the_hand_kept_table(tmp_path: Path) -> None:
     code = "import Bio\nimport fitz\nimport tables\nfrom mpl_toolkits.basemap import Basemap\n"
+    code += (
+        "import ibis\nimport trx.trx_file_memmap\nfrom pylab import plot\nfrom bokeh.sampledata.iris import flowers\n"
+    )
     proj = write(tmp_path, {"a.py": code})
     res = scan(proj)
-    assert res.required == {"biopython", "pymupdf", "pytables", "basemap", "matplotlib-base"}
+    assert res.required == {
+        "biopython",
+        "pymupdf",
+        "pytables",
+        "basemap",
+        "matplotlib-base",
+        "ibis-framework",
+        "trx-python",
+        "bokeh",
+        "bokeh_sampledata",
+    }
     assert res.unresolved == set()
 
 

@@ -30,7 +30,10 @@ Nothing under build/corpus/ is committed. Per source:
   minus its own modules; test code (conftest.py, tests/) is left out, as
   the scan leaves it out by default;
 - truth: the declared packages that the code imports (by name: the import
-  name is the package name, or a known rename in SAME);
+  name is the package name, a known rename in SAME, or a dash-separated
+  prefix or suffix of a declared name that is not declared itself, see
+  renamed_imports; a package the scan installs for such an import under
+  another name counts as wrong);
 - installed: what the scan installs by default (required + on_demand).
 
 recall = |installed ∩ truth| / |truth| (truth the scan lists as optional,
@@ -47,6 +50,7 @@ import io
 import json
 import re
 import shutil
+import sys
 import tarfile
 import tokenize
 import tomllib
@@ -63,6 +67,7 @@ import yaml
 from portable_env.errors import UserError
 from portable_env.files import canon, is_test_path
 from portable_env.scan import scan
+from portable_env.scan.mapping import stdlib_names
 
 # Same package under several names (PyPI, conda-forge, the import name).
 SAME = [
@@ -126,6 +131,7 @@ class Repo:
     missed: set[str] = field(default_factory=set)
     guarded: set[str] = field(default_factory=set)  # truth the scan found optional (an ImportError fallback)
     wrong: set[str] = field(default_factory=set)
+    renamed: dict[str, str] = field(default_factory=dict)  # import name -> the declared package of another name
     unparsed: int = 0  # files or cells the scan could not parse
 
 
@@ -401,6 +407,20 @@ def imported_names(text: str) -> set[str]:
     return out
 
 
+def renamed_imports(declared: set[str], imported: set[str]) -> dict[str, str]:
+    """Import names that are a declared package of a longer name: a
+    dash-separated prefix or suffix of it (ibis -> ibis-framework, trx ->
+    trx-python, dateutil -> python-dateutil) that is not declared itself
+    nor a standard-library module (typing is not typing-extensions)."""
+    out = {}
+    std = {canon(n) for n in stdlib_names(sys.version_info[:2])}
+    for d in sorted(declared - imported):
+        for i in sorted(imported - declared - std):
+            if "-" not in i and (d.startswith(i + "-") or d.endswith("-" + i)):
+                out.setdefault(i, d)
+    return out
+
+
 def own_modules(root: Path) -> set[str]:
     """Names of the source's own modules (x.py, packages x/__init__.py,
     folders of modules at the root, files its notebooks write with %%writefile)."""
@@ -430,18 +450,21 @@ def score_repo(name: str, root: Path, dist: str | None = None) -> Repo:
             r.declared |= declared_names(p)
         elif p.suffix in (".py", ".ipynb") and not is_test_path(Path(rel)):  # not scanned by default either
             r.imported |= {norm(n) for n in imported_names(p.read_text(errors="replace")) if n.split("-")[0] not in own}
-    r.truth = {d for d in r.declared if d in r.imported}
+    r.renamed = renamed_imports(r.declared, r.imported)
+    r.truth = {d for d in r.declared if d in r.imported} | set(r.renamed.values())
     res = scan(root)
     r.unparsed = len(res.unparsed)
     r.installed = {norm(p) for p in res.required | res.on_demand}
     optional = {norm(p) for p in res.optional}
     r.guarded = (r.truth - r.installed) & optional
     r.missed = r.truth - r.installed - r.guarded
-    r.wrong = {
-        norm(p)
-        for p in res.required | res.on_demand
-        if norm(p) not in r.declared and not ({norm(k.split(".")[0]) for k in res.evidence.get(p, {})} & r.imported)
-    }
+    r.wrong = set()
+    for p in res.required | res.on_demand:
+        tops = {norm(k.split(".")[0]) for k in res.evidence.get(p, {})}
+        if norm(p) in r.declared:
+            continue
+        if not tops & r.imported or (tops and all(t in r.renamed for t in tops)):
+            r.wrong.add(norm(p))  # no import of it happens, or its imports are a declared package's (renamed)
     return r
 
 
