@@ -412,7 +412,7 @@ def renamed_imports(declared: set[str], imported: set[str]) -> dict[str, str]:
     dash-separated prefix or suffix of it (ibis -> ibis-framework, trx ->
     trx-python, dateutil -> python-dateutil) that is not declared itself
     nor a standard-library module (typing is not typing-extensions)."""
-    out = {}
+    out: dict[str, str] = {}
     std = {canon(n) for n in stdlib_names(sys.version_info[:2])}
     for d in sorted(declared - imported):
         for i in sorted(imported - declared - std):
@@ -459,12 +459,12 @@ def score_repo(name: str, root: Path, dist: str | None = None) -> Repo:
     r.guarded = (r.truth - r.installed) & optional
     r.missed = r.truth - r.installed - r.guarded
     r.wrong = set()
-    for p in res.required | res.on_demand:
-        tops = {norm(k.split(".")[0]) for k in res.evidence.get(p, {})}
-        if norm(p) in r.declared:
+    for pkg in res.required | res.on_demand:
+        tops = {norm(k.split(".")[0]) for k in res.evidence.get(pkg, {})}
+        if norm(pkg) in r.declared:
             continue
         if not tops & r.imported or (tops and all(t in r.renamed for t in tops)):
-            r.wrong.add(norm(p))  # no import of it happens, or its imports are a declared package's (renamed)
+            r.wrong.add(norm(pkg))  # no import of it happens, or its imports are a declared package's (renamed)
     return r
 
 
