@@ -32,7 +32,6 @@ PY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy"}
 FILE_CELL_MAGICS = {"writefile", "file"}
 ESCAPE_LINE = re.compile(r"^\s*(!|%|\?)|^\s*\w+\s*=\s*[!%]")  # %magic, !shell, ?help, x = !cmd
 SYNTAX_CHARS = re.compile(r"[][(){}'\"#\\]")  # the characters that open or close something
-HELP_END = re.compile(r".*\?\s*$")  # obj? / obj??
 LINE_MAGIC = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%+([A-Za-z_]\w*)\s*(.*)$")
 # Extensions IPython ships itself (%load_ext autoreload).
 LOAD_EXT_BUILTIN = {"autoreload": "IPython", "storemagic": "IPython"}
@@ -129,11 +128,13 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
             mods = CELL_MAGIC_IMPORTS.get(magic)
             return _statement("", mods) if mods else None  # %%bash, %%html, ...: not Python
         lines[0] = ""
+    if not any(ESCAPE_LINE.match(ln) or ln.rstrip().endswith("?") for ln in lines):
+        return "\n".join(lines)  # plain Python (most cells): nothing to track
     out = []
     state = (0, "")
     for ln in lines:
         after = _open_after(ln, state)
-        escaped = bool(ESCAPE_LINE.match(ln) or (HELP_END.match(ln) and after == (0, "")))  # `s = """why?`: text
+        escaped = bool(ESCAPE_LINE.match(ln) or (ln.rstrip().endswith("?") and after == (0, "")))  # `s = """why?`: text
         if state != (0, "") or not escaped or ln.lstrip().startswith("#"):
             out.append(ln)
             state = after
