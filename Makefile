@@ -318,6 +318,12 @@ test: lint ## Run the linters, then the test suite (downloads the channel's whee
 bench: channel ## Benchmark the pipeline against lower bounds -> build/bench/results.md (BENCH_ARGS=--quick)
 	$(Q)scripts/bench --channel "file://$$(cd "$$CHANNEL_DIR" && pwd)" $${BENCH_ARGS}
 
+# scripts/score-corpus: the scan on real notebooks and scripts (sources in
+# tests/data/corpus-sources.txt, cached under build/corpus/; sdists fetched once).
+.PHONY: corpus
+corpus: $(TOOLS) ## Score the import scan on the application-code corpus (fetches the PyPI sdists once)
+	$(Q)scripts/score-corpus --fetch
+
 # --- All projects: create, list, pack each ------------------------------------
 # scripts/projects (stdlib only, so it runs before `make tools`) is the one
 # source of the project list and of the project-name rule; CI calls it too.
