@@ -185,8 +185,16 @@ def prefix_pycs(prefix: Path) -> list[Path]:
     return found
 
 
-def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
-    """Install the lock into prefix (runs inside the child process)."""
+# The child's exit code when it removed broken package cache entries: the
+# parent installs again in a fresh process (the failed installer's threads
+# are gone with the old one, so nothing writes into the prefix any more).
+REFETCH = 75
+
+
+def install(lock: Path, prefix: Path, cache_dir: Path, platform: str, refetch: bool = True) -> int:
+    """Install the lock into prefix (runs inside the child process); REFETCH
+    when a package cache entry was broken and has been removed (refetch: else
+    a UserError naming the cache)."""
     import asyncio
 
     import rattler
@@ -200,10 +208,15 @@ def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
         asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache_dir, show_progress=False))
     except InstallerError as exc:
         # A cache entry with files deleted fails to link: drop the entries
-        # the error names and install once more (they are fetched again).
+        # the error names; the parent installs once more (they are fetched again).
         broken = sorted(set(re.findall(re.escape(str(cache_dir)) + r"/([^/\s]+)/", str(exc))))
         if not broken:
             raise UserError(f"installing into {prefix} failed: {exc}") from None
+        if not refetch:
+            raise UserError(
+                f"installing into {prefix} failed: {exc}\n  delete the package cache {cache_dir} and run again "
+                "(make recreates every environment that needs the deleted packages, fetching them again)"
+            ) from None
         print(
             f"env: the package cache had incomplete entries ({', '.join(broken)}); removed them, installing again",
             file=sys.stderr,
@@ -211,14 +224,7 @@ def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
         )
         for name in broken:
             shutil.rmtree(cache_dir / name, ignore_errors=True)
-        shutil.rmtree(prefix, ignore_errors=True)
-        try:
-            asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache_dir, show_progress=False))
-        except InstallerError as again:
-            raise UserError(
-                f"installing into {prefix} failed: {again}\n  delete the package cache {cache_dir} and run again "
-                "(make recreates every environment that needs the deleted packages, fetching them again)"
-            ) from None
+        return REFETCH
     # rattler leaves its cache marker in the prefix; it names the build path
     # and is no part of the environment.
     (prefix / "CACHEDIR.TAG").unlink(missing_ok=True)
@@ -227,9 +233,10 @@ def install(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> None:
     if marker and not os.path.exists(marker):
         Path(marker).touch()
         os.kill(os.getpid(), signal.SIGSEGV)
+    return 0
 
 
-def run_child(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> int:
+def run_child(lock: Path, prefix: Path, cache_dir: Path, platform: str, refetch: bool = True) -> int:
     """Run install() in a child process; its return code (negative: killed by that signal)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SCRIPTS), env.get("PYTHONPATH")]))
@@ -246,6 +253,7 @@ def run_child(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> int:
             str(cache_dir),
             "--platform",
             platform,
+            *([] if refetch else ["--no-refetch"]),
         ],
         env=env,
     )
@@ -253,16 +261,22 @@ def run_child(lock: Path, prefix: Path, cache_dir: Path, platform: str) -> int:
 
 def create(lock: Path, prefix: Path, cache_dir: Path, platform: str, compile_: bool = False, tries: int = 2) -> None:
     """(Re)create prefix from lock, retrying when the installer process dies; UserError when it cannot."""
-    for attempt in range(1, tries + 1):
+    refetched = False
+    attempt = 0
+    while attempt < tries:
         shutil.rmtree(prefix, ignore_errors=True)
-        rc = run_child(lock, prefix, cache_dir, platform)
+        rc = run_child(lock, prefix, cache_dir, platform, refetch=not refetched)
         if rc == 0:
             if compile_:
                 compile_pyc(prefix)
             return
         shutil.rmtree(prefix, ignore_errors=True)
+        if rc == REFETCH and not refetched:
+            refetched = True  # broken cache entries removed: once more, in a new process
+            continue
         if rc > 0:  # a reported error (bad lock, missing package): retrying will not help
             raise UserError(f"could not create {prefix} from {lock} (see above); the partial environment was removed")
+        attempt += 1
         print(f"env: the installer died (signal {-rc}) on attempt {attempt} of {tries}", file=sys.stderr)
     raise UserError(
         f"the installer kept dying; {prefix} was removed. Run the same make command again; "
@@ -278,9 +292,9 @@ def _child_main() -> int:
     ap.add_argument("--prefix", type=Path, required=True)
     ap.add_argument("--cache-dir", type=Path, required=True)
     ap.add_argument("--platform", required=True)
+    ap.add_argument("--no-refetch", action="store_true", help="a broken cache entry is an error (second try)")
     args = ap.parse_args()
-    install(args.lock, args.prefix.resolve(), args.cache_dir.resolve(), args.platform)
-    return 0
+    return install(args.lock, args.prefix.resolve(), args.cache_dir.resolve(), args.platform, not args.no_refetch)
 
 
 if __name__ == "__main__":
