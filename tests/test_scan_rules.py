@@ -282,3 +282,27 @@ def test_only_a_line_that_starts_a_statement_is_a_magic(tmp_path: Path) -> None:
         write(tmp_path, {"nb.ipynb": notebook("import numpy as np\nx = (1,\n     2)\n" + src.replace("%d", "2"))})
     )
     assert res.unparsed == [] and res.required == {"numpy"}
+
+
+# library rules (code inside the project's packages) ----------------------
+
+
+def test_a_package_module_with_a_main_block_that_the_package_imports_is_library_code(tmp_path: Path) -> None:
+    """A module of a package that other modules of the package import is
+    library code even with an `if __name__ == "__main__":` demo: its lazy
+    imports are on demand. A package module that only runs as a program
+    (nothing imports it) stays a script: its lazy imports are required."""
+    proj = write(
+        tmp_path,
+        {
+            "lib/__init__.py": "from .graph import Graph\n",
+            "lib/graph.py": (
+                "class Graph:\n    def to_nx(self):\n        import networkx\n        return networkx.DiGraph()\n"
+                "\nif __name__ == '__main__':\n    Graph().to_nx()\n"
+            ),
+            "lib/train.py": "def run():\n    import wandb\n\nif __name__ == '__main__':\n    run()\n",
+        },
+    )
+    res = scan(proj)
+    assert "networkx" in res.on_demand and "networkx" not in res.required
+    assert "wandb" in res.required, "a module only run as a program is application code"

@@ -5,6 +5,7 @@ and which modules the entry points load (reachability)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,12 +184,14 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     # modules reached only through settings branches (`if backend() == "jax": from .jax import *`)
     picked = seen - _closure(todo, graph, canonical, by_name, eager=False, soft=False)
     eager = _closure([rel for rel in graph if "." not in canonical.get(rel, "")], graph, canonical, by_name, eager=True)
+    # a package module with a `__main__` block that the package's other modules import is library code too
+    imported = {hit for rel in seen for hit in _targets(rel, graph, canonical, by_name, eager=False) if hit != rel}
     for rel, m in graph.items():
         package = "__init__.py" in dirs.get((root / rel).parent, ())
         for u in m.uses:
             u.reachable = rel in seen
             u.eager = rel in eager
-            u.library = u.library or (package and not m.script)
+            u.library = u.library or (package and (not m.script or rel in imported))
             u.package = package
             if rel in picked and not u.optional:
                 u.soft = True  # a backend module: its imports matter only when a setting picks it
@@ -208,34 +211,48 @@ def _closure(
     todo = list(todo)
     seen = set(todo)
     while todo:
-        rel = todo.pop()
-        m = graph[rel]
-        relative = m.relative
-        name = canonical.get(rel, "")
-        pkg = name.split(".") if rel.endswith("__init__.py") else name.split(".")[:-1]
-        if eager:
-            # a module loaded under a settings branch (`if backend() == "jax":`) loads only when picked
-            targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
-            relative = [r for r in relative if r[3]]
-        else:
-            targets = [t for t in m.strings if not t.startswith(".")]
-            targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
-            if not soft:
-                relative = [r for r in relative if r not in m.soft_relative]
-            relative = relative + [
-                (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
-            ]
-        for level, mod, names, _eager in relative:
-            base = pkg[: len(pkg) - (level - 1)] if level - 1 <= len(pkg) else []
-            if mod:
-                base = base + mod.split(".")
-            targets.append(".".join(base))
-            targets.extend(".".join([*base, n]) for n in names if n != "*")
-        for t in targets:
-            parts = t.split(".")
-            for i in range(1, len(parts) + 1):
-                hit = by_name.get(".".join(parts[:i]))
-                if hit and hit not in seen:
-                    seen.add(hit)
-                    todo.append(hit)
+        for hit in _targets(todo.pop(), graph, canonical, by_name, eager, soft):
+            if hit not in seen:
+                seen.add(hit)
+                todo.append(hit)
     return seen
+
+
+def _targets(
+    rel: str,
+    graph: dict[str, Module],
+    canonical: dict[str, str],
+    by_name: dict[str, str],
+    eager: bool,
+    soft: bool = True,
+) -> Iterator[str]:
+    """The project's files that module `rel` imports (see _closure); a
+    dotted import also loads its parent packages."""
+    m = graph[rel]
+    relative = m.relative
+    name = canonical.get(rel, "")
+    pkg = name.split(".") if rel.endswith("__init__.py") else name.split(".")[:-1]
+    if eager:
+        # a module loaded under a settings branch (`if backend() == "jax":`) loads only when picked
+        targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
+        relative = [r for r in relative if r[3]]
+    else:
+        targets = [t for t in m.strings if not t.startswith(".")]
+        targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
+        if not soft:
+            relative = [r for r in relative if r not in m.soft_relative]
+        relative = relative + [
+            (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
+        ]
+    for level, mod, names, _eager in relative:
+        base = pkg[: len(pkg) - (level - 1)] if level - 1 <= len(pkg) else []
+        if mod:
+            base = base + mod.split(".")
+        targets.append(".".join(base))
+        targets.extend(".".join([*base, n]) for n in names if n != "*")
+    for t in targets:
+        parts = t.split(".")
+        for i in range(1, len(parts) + 1):
+            hit = by_name.get(".".join(parts[:i]))
+            if hit:
+                yield hit
