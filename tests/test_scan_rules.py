@@ -306,3 +306,19 @@ def test_a_package_module_with_a_main_block_that_the_package_imports_is_library_
     res = scan(proj)
     assert "networkx" in res.on_demand and "networkx" not in res.required
     assert "wandb" in res.required, "a module only run as a program is application code"
+
+
+def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
+    """`import _pytest` / `from _yaml import CParser`: a private top-level
+    module ships with the package of its public name (never "-pytest", which
+    no channel has); the project's own private modules stay local."""
+    proj = write(
+        tmp_path,
+        {
+            "lib/__init__.py": "import _pytest.config\nfrom _yaml import CParser\nimport _helpers\nimport _thread\n",
+            "lib/_helpers.py": "",
+        },
+    )
+    res = scan(proj)
+    assert {"pytest", "pyyaml"} <= res.required
+    assert not {p for p in res.required | res.unresolved if p.startswith("-") or "helpers" in p or "thread" in p}

@@ -7,7 +7,9 @@ YAML (build/<project>/deps.yml). Import names are mapped to conda packages
 in this order: settings `imports:` > templates/import-map.yml (--mapping) >
 templates/import-map.generated.yml (scripts/gen-import-map, from
 depfinder's pinned conda-forge table) > the import name itself, which is
-then listed under `unresolved` and warned about.
+then listed under `unresolved` and warned about. A private top-level
+module no layer knows is the package of its public name when a layer
+knows that (`_pytest` -> pytest, `_yaml` -> pyyaml).
 
 Modules: sources (which files; the test-code rule), magics (notebook cells
 as Python, the magics that import a package), parse (the AST scanner, Use
@@ -57,7 +59,8 @@ Rules:
   name, developer scripts;
 - on demand (not needed to load the code, installed unless
   `install_on_demand: false`): imports only inside function bodies of a
-  package's inner modules (a module in a folder with __init__.py:
+  package's inner modules (a module in a folder with __init__.py; one
+  with a `__main__` block only when the package's other modules import it:
   `def to_hdf5(): import h5py`) and imports in a package module named after
   what it imports (backends/jinja2.py, storages/_redis.py: an integration)
   that the package does not load when it is imported (utils/_dill.py,

@@ -371,6 +371,13 @@ class Resolver:
             hit = layer.lookup(dotted)
             if hit:
                 return hit[1], hit[0], layer.name
+        public = dotted.lstrip("_")
+        if public != dotted and not dotted.startswith("__") and public:
+            # a private top-level module ships with its public package (_pytest: pytest, _billiard: billiard)
+            # (only when the public name is a known package: a guess would be one too)
+            pkg, key, layer_name = self._resolve(public)
+            if layer_name != "identity":
+                return pkg, "_" * (len(dotted) - len(public)) + key, layer_name
         parts = dotted.split(".")
         key = parts[0]
         for i in range(1, len(parts)):
