@@ -322,3 +322,11 @@ def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> Non
     res = scan(proj)
     assert {"pytest", "pyyaml"} <= res.required
     assert not {p for p in res.required | res.unresolved if p.startswith("-") or "helpers" in p or "thread" in p}
+
+
+def test_import_names_missing_from_the_generated_table_are_mapped(tmp_path: Path) -> None:
+    """Import names whose conda package is named otherwise and that the
+    pinned table lacks (templates/import-map.yml): `proto` is proto-plus,
+    `osgeo` is gdal."""
+    res = scan(write(tmp_path, {"a.py": "import proto\nfrom osgeo import gdal\n"}))
+    assert res.required == {"proto-plus", "gdal"} and not res.unresolved
