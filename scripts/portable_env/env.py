@@ -24,7 +24,6 @@ copy (``uncached_binaries``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from portable_env.errors import UserError
+from portable_env.files import env_records
 
 # Fault injection for the test suite: the first install attempt's process
 # kills itself with SIGSEGV after installing, like the crash seen once in
@@ -49,22 +49,19 @@ def missing_files(prefix: Path) -> list[str]:
     if not meta.is_dir():
         return ["conda-meta/"]
     missing = []
-    for record in sorted(meta.glob("*.json")):
-        for rel in json.loads(record.read_text()).get("files", []):
+    for _meta, record in env_records(prefix):
+        for rel in record.get("files") or []:
             if not os.path.lexists(prefix / rel):
                 missing.append(rel)
     return missing
 
 
-def uncached_binaries(prefix: Path) -> dict[str, list[str]]:
+def uncached_binaries(prefix: Path, records: list[tuple[Path, dict[str, Any]]] | None = None) -> dict[str, list[str]]:
     """Package name -> its `file_mode: binary` placeholder files whose package
-    cache copy (the record's link.source) is gone: conda-pack cannot relocate them."""
+    cache copy (the record's link.source) is gone: conda-pack cannot relocate
+    them. records: files.env_records(prefix), when the caller has them."""
     lost: dict[str, list[str]] = {}
-    for record in sorted((prefix / "conda-meta").glob("*.json")):
-        try:
-            data = json.loads(record.read_text())
-        except (OSError, ValueError):
-            continue
+    for record, data in env_records(prefix) if records is None else records:
         source = (data.get("link") or {}).get("source") or data.get("extracted_package_dir") or ""
         noarch = bool(data.get("noarch"))  # cached under other paths (site-packages/, python-scripts/)
         for entry in (data.get("paths_data") or {}).get("paths") or []:
@@ -172,12 +169,8 @@ def prefix_pycs(prefix: Path) -> list[Path]:
     with a prefix placeholder, e.g. _sysconfigdata): conda-unpack rewrites the
     source on the target, and an unchecked-hash .pyc would keep the build path."""
     found = []
-    for record in sorted((prefix / "conda-meta").glob("*.json")):
-        try:
-            paths = (json.loads(record.read_text()).get("paths_data") or {}).get("paths") or []
-        except (OSError, ValueError):
-            continue
-        for entry in paths:
+    for _meta, record in env_records(prefix):
+        for entry in (record.get("paths_data") or {}).get("paths") or []:
             rel = entry.get("_path", "")
             if entry.get("prefix_placeholder") and rel.endswith(".py"):
                 source = prefix / rel

@@ -13,6 +13,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # Folders that are never project code: caches, VCS data, virtual envs.
 SKIP_DIRS = frozenset(
@@ -93,18 +94,28 @@ def is_test_path(rel: Path) -> bool:
     return any(TEST_DIR_RE.match(p) for p in rel.parts[:-1]) or bool(TEST_FILE_RE.match(rel.name))
 
 
-def conda_file_owners(prefix: Path) -> dict[str, tuple[str, str]]:
-    """Prefix-relative path -> (name, version) of the conda package that
-    installed it, from the env's conda-meta/*.json "files" lists (unreadable
-    records are skipped)."""
+def env_records(prefix: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, record) of each readable conda-meta/*.json package record of
+    prefix, sorted by file name; unreadable ones are skipped (the callers
+    that must refuse them read the records strictly: manifest, adopt)."""
     import json
 
-    found: dict[str, tuple[str, str]] = {}
+    out = []
     for meta in sorted((prefix / "conda-meta").glob("*.json")):
         try:
-            record = json.loads(meta.read_text())
+            record = json.loads(meta.read_bytes())
         except (OSError, ValueError):
             continue
+        if isinstance(record, dict):
+            out.append((meta, record))
+    return out
+
+
+def conda_file_owners(prefix: Path) -> dict[str, tuple[str, str]]:
+    """Prefix-relative path -> (name, version) of the conda package that
+    installed it, from the env's conda-meta/*.json "files" lists (env_records)."""
+    found: dict[str, tuple[str, str]] = {}
+    for meta, record in env_records(prefix):
         for rel in record.get("files") or []:
             found[rel] = (str(record.get("name") or meta.stem), str(record.get("version") or ""))
     return found

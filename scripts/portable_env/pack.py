@@ -60,6 +60,7 @@ from portable_env import formats
 from portable_env.compress import writer
 from portable_env.env import uncached_binaries
 from portable_env.errors import UserError, run
+from portable_env.files import env_records
 from portable_env.settings import load
 from portable_env.tarwrite import tree_entries, write_tar
 
@@ -91,15 +92,11 @@ def slimmed(target: str) -> bool:
 SKIPPED_TOP = {"pkgs", "envs", "conda-bld"}
 
 
-def env_mtime(prefix: Path) -> int:
-    """The archive time of the environment at prefix (formats.archive_mtime of its packages)."""
-    stamps = []
-    for meta in sorted((prefix / "conda-meta").glob("*.json")):
-        try:
-            stamps.append(json.loads(meta.read_text()).get("timestamp"))
-        except (OSError, ValueError, AttributeError):
-            continue
-    return formats.archive_mtime(stamps)
+def env_mtime(prefix: Path, records: list[tuple[Path, dict[str, Any]]] | None = None) -> int:
+    """The archive time of the environment at prefix (formats.archive_mtime of
+    its packages; records: files.env_records(prefix), when the caller has them)."""
+    found = env_records(prefix) if records is None else records
+    return formats.archive_mtime([record.get("timestamp") for _meta, record in found])
 
 
 def scrub_record(data: bytes) -> bytes:
@@ -220,9 +217,11 @@ def _relocatable_scripts(prefix: Path, files: list[Any], scratch: Path) -> list[
     return out
 
 
-def refuse_uncached_binaries(prefix: Path, project: str = "") -> None:
+def refuse_uncached_binaries(
+    prefix: Path, project: str = "", records: list[tuple[Path, dict[str, Any]]] | None = None
+) -> None:
     """UserError when a binary-placeholder file cannot be restored from the package cache."""
-    lost = uncached_binaries(prefix)
+    lost = uncached_binaries(prefix, records)
     if not lost:
         return
     shown = [f"  {name}: {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}" for name, paths in lost.items()]
@@ -362,8 +361,9 @@ def pack(
         raise UserError(f"compression level {level} does not fit {fmt}: valid levels {form.levels[0]}-{form.levels[1]}")
     if not (prefix / "conda-meta").is_dir():
         raise UserError(f"{prefix} is not a conda environment (no conda-meta/); rebuild it with make env")
-    refuse_uncached_binaries(prefix, project)
-    stamp = env_mtime(prefix) if mtime is None else mtime
+    records = env_records(prefix)
+    refuse_uncached_binaries(prefix, project, records)
+    stamp = env_mtime(prefix, records) if mtime is None else mtime
     if slim:
         count, size = slimmed_bytes(prefix)
         print(
