@@ -43,6 +43,7 @@ The archive is written to OUT.tmp and renamed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
 import os
@@ -54,7 +55,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from portable_env import formats
 from portable_env.compress import writer
@@ -63,9 +64,6 @@ from portable_env.errors import UserError, run
 from portable_env.files import env_records
 from portable_env.settings import load
 from portable_env.tarwrite import tree_entries, write_tar
-
-if TYPE_CHECKING:
-    pass
 
 # slim: true leaves these out (fnmatch on paths in the prefix; '*' crosses
 # '/'): installed packages' test suites, static libraries, C headers and
@@ -253,11 +251,10 @@ def _as_packed(file: Any, prefix: bytes) -> Any:
     return file
 
 
-def conda_env(prefix: Path, slim: bool = False, scratch: Path | None = None) -> Any:
+def conda_env(prefix: Path, scratch: Path | None = None) -> Any:
     """The conda_pack.CondaEnv to pack: every file of prefix (compiled .pyc
     files included), unowned files without the build path as they are,
-    scripts made relocatable (copies written under scratch, when given),
-    SLIM_EXCLUDES left out when slim."""
+    scripts made relocatable (copies written under scratch, when given)."""
     from conda_pack import CondaEnv, File
 
     env = CondaEnv.from_prefix(str(prefix))
@@ -267,25 +264,25 @@ def conda_env(prefix: Path, slim: bool = False, scratch: Path | None = None) -> 
         for rel in _unowned_pycs(Path(env.prefix), known)
     ]
     raw_prefix = env.prefix.encode()
-    files = [_as_packed(f, raw_prefix) for f in [*env.files, *extra] if not (slim and slimmed(f.target))]
+    files = [_as_packed(f, raw_prefix) for f in [*env.files, *extra]]
     if scratch is not None:
         files = _relocatable_scripts(Path(env.prefix), files, scratch)
     return CondaEnv(env.prefix, files)
 
 
-def slimmed_bytes(prefix: Path) -> tuple[int, int]:
-    """(files, bytes) that slim leaves out of prefix (symlinks not counted)."""
-    count = size = 0
-    for dirpath, _dirs, files in os.walk(prefix):
-        rel_dir = os.path.relpath(dirpath, prefix)
-        base = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        for name in files:
-            if slimmed(base + name):
-                st = os.lstat(os.path.join(dirpath, name))
-                if not stat.S_ISLNK(st.st_mode):
-                    count += 1
-                    size += st.st_size
-    return count, size
+def slim_split(files: list[Any]) -> tuple[list[Any], int, int]:
+    """The conda-pack files slim: true keeps (slimmed), and the number and
+    bytes of the regular files it leaves out."""
+    kept, count, size = [], 0, 0
+    for f in files:
+        if not slimmed(f.target):
+            kept.append(f)
+            continue
+        with contextlib.suppress(OSError):
+            st = os.lstat(f.source)
+            if stat.S_ISREG(st.st_mode):
+                count, size = count + 1, size + st.st_size
+    return kept, count, size
 
 
 # --- the archive ---------------------------------------------------------------
@@ -364,12 +361,6 @@ def pack(
     records = env_records(prefix)
     refuse_uncached_binaries(prefix, project, records)
     stamp = env_mtime(prefix, records) if mtime is None else mtime
-    if slim:
-        count, size = slimmed_bytes(prefix)
-        print(
-            f"pack: slim: leaving out {count} files, {size / 2**20:.1f} MiB (tests, headers, docs, static libraries)",
-            file=sys.stderr,
-        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     staged = out.with_name(out.name + ".staged")
@@ -379,8 +370,15 @@ def pack(
             shutil.rmtree(folder, ignore_errors=True)
         try:
             with _temp_files_in(out.parent):
-                env = conda_env(prefix, slim, scratch)
+                env = conda_env(prefix, scratch)
                 files = [f for f in env.files if not is_record(f.target)]  # finish_stage adds them scrubbed
+                if slim:
+                    files, count, size = slim_split(files)
+                    print(
+                        f"pack: slim: leaving out {count} files, {size / 2**20:.1f} MiB (tests, headers, docs, "
+                        "static libraries)",
+                        file=sys.stderr,
+                    )
                 # conda-pack packs a file without a prefix (file_mode None) as it is: those go
                 # into the archive straight from the environment; it stages the others.
                 direct = [f for f in files if f.file_mode is None]
