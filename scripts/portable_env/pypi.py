@@ -640,7 +640,13 @@ def install(prefix: Path, lock_file: Path, cache_dir: Path) -> list[dict[str, An
         ]
         check_overwrites(prefix, wheels)
         reqs = Path(tmp) / "requirements.txt"
-        reqs.write_text("".join(f"{item.name} @ {w.as_uri()} --hash=sha256:{sha256_of(w)}\n" for item, w in wheels))
+        # fetch checked the locked files' sha256; only a wheel built here needs hashing
+        reqs.write_text(
+            "".join(
+                f"{item.name} @ {w.as_uri()} --hash=sha256:{item.sha256 if w.name == item.filename else sha256_of(w)}\n"
+                for item, w in wheels
+            )
+        )
         cmd = [
             uv(),
             "pip",
