@@ -120,9 +120,12 @@ help: ## Show this help
 .PHONY: tools dev-tools requirements
 tools: $(TOOLS) ## Install the pinned tools (requirements.txt, hashes required) into .venv
 # Rebuilt when requirements.txt's content changes (not on a mere new mtime).
+# It also byte-compiles the pipeline's code once (steps run with
+# PYTHONDONTWRITEBYTECODE: they write nothing, and no step compiles it at start).
 $(TOOLS): requirements.txt
 	$(Q)scripts/check-prereqs
 	$(Q)scripts/install-tools $(VENV) requirements.txt
+	$(Q)$(VENV)/bin/python -m compileall -q scripts/portable_env
 	$(Q)touch $@
 dev-tools: $(DEV_TOOLS) ## Install the test and lint tools (requirements-dev.txt) into .venv
 $(DEV_TOOLS): requirements-dev.txt $(TOOLS)
@@ -294,7 +297,7 @@ else
 	$(Q)find dist -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf -- {} +
 endif
 distclean: clean ## Also remove .venv, the package cache and the local channel
-	$(Q)rm -rf -- build $(VENV)
+	$(Q)rm -rf -- build $(VENV) $(wildcard scripts/portable_env/__pycache__ scripts/portable_env/*/__pycache__)
 
 .PHONY: channel demo test lint
 channel: | $(TOOLS) ## Build the local channel (host python + PyPI wheels, cached) in build/channel

@@ -232,11 +232,13 @@ def test_distclean_removes_build_venv_and_dist_but_not_projects(tmp_path: Path) 
     repo = Repo(tmp_path / "repo")
     repo.project("keep", {"main.py": "import json\n"})
     for rel in ["build/channel/linux-64/repodata.json", "build/pkgs/x/y", "build/keep/default/env/z",
-                "dist/keep-linux-64.tar.gz"]:
+                "dist/keep-linux-64.tar.gz", "scripts/portable_env/__pycache__/pack.cpython-311.pyc"]:
         (repo.root / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo.root / rel).write_text("x")
     run(["make", "distclean"], cwd=repo.root, check=True)
     assert not (repo.root / "build").exists() and not (repo.root / ".venv").exists()
+    assert not (repo.root / "scripts" / "portable_env" / "__pycache__").exists(), "make tools' .pyc files"
+    assert (repo.root / "scripts" / "portable_env" / "pack.py").exists()
     assert sorted(p.name for p in (repo.root / "dist").iterdir()) == [".gitkeep"]
     assert (repo.root / "projects" / "keep" / "main.py").exists()
     assert (REPO / ".venv" / "bin" / "python").exists(), "the link is gone, not the tools it pointed at"

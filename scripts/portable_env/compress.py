@@ -24,10 +24,13 @@ GZIP_BLOCK = 1 << 20  # fixed: the compressed bytes never depend on the number o
 GZIP_WINDOW = 32768
 
 
+Data = bytes | bytearray | memoryview  # consumed before write returns: the caller may reuse it
+
+
 class Writer(Protocol):
     """A compressing byte sink over the output file."""
 
-    def write(self, data: bytes) -> int: ...
+    def write(self, data: Data) -> int: ...
 
     def close(self) -> None: ...
 
@@ -58,17 +61,27 @@ class GzipWriter:
         xfl = 2 if level == 9 else 4 if level == 1 else 0
         out.write(b"\x1f\x8b\x08\x00" + struct.pack("<I", mtime & 0xFFFFFFFF) + bytes([xfl, 255]))
 
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        while len(self.buf) >= GZIP_BLOCK:
-            self._block(bytes(self.buf[:GZIP_BLOCK]))
-            del self.buf[:GZIP_BLOCK]
+    def write(self, data: Data) -> int:
+        view = memoryview(data)
+        if self.buf:  # complete the block begun by an earlier write
+            take = GZIP_BLOCK - len(self.buf)
+            self.buf += view[:take]
+            view = view[take:]
+            if len(self.buf) < GZIP_BLOCK:
+                return len(data)
+            self._block(bytes(self.buf))
+            self.buf.clear()
+        while len(view) >= GZIP_BLOCK:
+            self._block(bytes(view[:GZIP_BLOCK]))
+            view = view[GZIP_BLOCK:]
+        self.buf += view
         return len(data)
 
     def _block(self, block: bytes) -> None:
         self.crc = zlib.crc32(block, self.crc)
         self.size += len(block)
-        window, self.window = self.window, (self.window + block)[-GZIP_WINDOW:]
+        window = self.window
+        self.window = block[-GZIP_WINDOW:] if len(block) >= GZIP_WINDOW else (window + block)[-GZIP_WINDOW:]
         if self.pool is None:
             self.out.write(_deflate(block, self.level, window))
             return
@@ -95,7 +108,7 @@ class StreamWriter:
     def __init__(self, out: IO[bytes], compressor: Any | None) -> None:
         self.out, self.compressor = out, compressor
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: Data) -> int:
         self.out.write(self.compressor.compress(data) if self.compressor else data)
         return len(data)
 
@@ -118,7 +131,7 @@ class ZstdWriter:
             out, closefd=False
         )
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: Data) -> int:
         self.stream.write(data)
         return len(data)
 

@@ -7,7 +7,6 @@ use it, so they cannot disagree.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -42,6 +41,8 @@ TEST_FILE_RE = re.compile(r"^(test_.*|.*_test|tests?|conftest|.*_tests|pytest_.*
 
 def sha256_of(path: Path | str) -> str:
     """Hex sha256 of a file's bytes, read in blocks."""
+    import hashlib  # here: loading OpenSSL costs every step that does not hash
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

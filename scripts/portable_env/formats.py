@@ -15,15 +15,13 @@ import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from portable_env.errors import UserError
 
 
-@dataclass(frozen=True)
-class Format:
+class Format(NamedTuple):
     """One archive format of dist/<project>-<platform>.<name>."""
 
     name: str  # also the file extension

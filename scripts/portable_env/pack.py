@@ -62,8 +62,7 @@ from portable_env.compress import writer
 from portable_env.env import uncached_binaries
 from portable_env.errors import UserError, run
 from portable_env.files import env_records
-from portable_env.settings import load
-from portable_env.tarwrite import tree_entries, write_tar
+from portable_env.tarwrite import Blob, TarWriter, tree_entries
 
 # slim: true leaves these out (fnmatch on paths in the prefix; '*' crosses
 # '/'): installed packages' test suites, static libraries, C headers and
@@ -86,10 +85,6 @@ def slimmed(target: str) -> bool:
     return SLIM_RE.match(target) is not None
 
 
-# conda-pack skips these top-level folders of a prefix.
-SKIPPED_TOP = {"pkgs", "envs", "conda-bld"}
-
-
 def env_mtime(prefix: Path, records: list[tuple[Path, dict[str, Any]]] | None = None) -> int:
     """The archive time of the environment at prefix (formats.archive_mtime of
     its packages; records: files.env_records(prefix), when the caller has them)."""
@@ -97,9 +92,8 @@ def env_mtime(prefix: Path, records: list[tuple[Path, dict[str, Any]]] | None = 
     return formats.archive_mtime([record.get("timestamp") for _meta, record in found])
 
 
-def scrub_record(data: bytes) -> bytes:
-    """A conda-meta record without the fields that depend on the build paths."""
-    record = json.loads(data)
+def scrub_record(record: dict[str, Any]) -> bytes:
+    """A conda-meta record (changed in place) without the fields that depend on the build paths."""
     record.pop("extracted_package_dir", None)
     record.pop("package_tarball_full_path", None)
     (record.get("link") or {}).pop("source", None)
@@ -124,17 +118,19 @@ def is_record(name: str) -> bool:
 
 
 def _unowned_pycs(prefix: Path, known: set[str]) -> list[str]:
-    """.pyc files conda-pack leaves out (their source belongs to a package):
-    the ones `compile: true` made, kept."""
+    """.pyc files conda-pack leaves out, the ones `compile: true` made, kept:
+    the files of a __pycache__ folder beside a packed .py file that are not
+    packed (conda-pack drops exactly the unowned .pyc whose source a package
+    owns, and importlib puts those there)."""
     found = []
-    for dirpath, dirs, files in os.walk(prefix):
-        if Path(dirpath) == prefix:
-            dirs[:] = [d for d in dirs if d not in SKIPPED_TOP]
-        for name in files:
-            if name.endswith(".pyc"):
-                rel = Path(dirpath, name).relative_to(prefix).as_posix()
-                if rel not in known:
-                    found.append(rel)
+    for folder in sorted({t.rpartition("/")[0] for t in known if t.endswith(".py")}):
+        cache = f"{folder}/__pycache__" if folder else "__pycache__"
+        try:
+            with os.scandir(prefix / cache) as it:
+                names = [e.name for e in it if e.name.endswith(".pyc") and not e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found += [f"{cache}/{n}" for n in names if f"{cache}/{n}" not in known]
     return sorted(found)
 
 
@@ -288,28 +284,20 @@ def slim_split(files: list[Any]) -> tuple[list[Any], int, int]:
 # --- the archive ---------------------------------------------------------------
 
 
-def finish_stage(prefix: Path, staged: Path, targets: set[str]) -> None:
-    """Complete conda-pack's no-archive output into the tree to archive:
-    drop the empty temporary file it moves in, add the conda-meta records
-    scrubbed (scrub_record; pack leaves them to this step) and give
-    bin/conda-unpack a relocatable first line. Staged files are hard links
-    into the environment: replaced, never written to."""
-    _drop_conda_packs_temp_file(staged, targets)
-    for record in sorted((prefix / "conda-meta").glob("*.json")):
-        if is_record(f"conda-meta/{record.name}") and not record.is_symlink():
-            _replace(staged / "conda-meta" / record.name, scrub_record(record.read_bytes()), 0o644)
+def finish_stage(staged: Path, records: list[tuple[Path, dict[str, Any]]]) -> dict[str, Blob]:
+    """What the archive holds beside conda-pack's no-archive output: the
+    conda-meta records scrubbed (scrub_record; records: files.env_records,
+    consumed) and bin/conda-unpack with a relocatable first line (it
+    replaces the staged one)."""
+    made: dict[str, Blob] = {
+        f"conda-meta/{meta.name}": (scrub_record(record), 0o644)
+        for meta, record in records
+        if is_record(f"conda-meta/{meta.name}") and not meta.is_symlink()
+    }
     unpack = staged / "bin" / "conda-unpack"
     if unpack.is_file():  # conda-pack writes `#!/usr/bin/env python`
-        _replace(unpack, relocatable(unpack.read_bytes(), "python", []), 0o755)
-
-
-def _replace(path: Path, data: bytes, mode: int) -> None:
-    """path with new content, as a new file (a staged file may be a hard link into the environment)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".new")
-    tmp.write_bytes(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+        made["bin/conda-unpack"] = (relocatable(unpack.read_bytes(), "python", []), 0o755)
+    return made
 
 
 def _drop_conda_packs_temp_file(staged: Path, targets: set[str]) -> None:
@@ -388,13 +376,18 @@ def pack(
             raise UserError(
                 f"conda-pack refused {prefix}: {exc}\n  rebuild the environment: rm -rf {prefix} and run make again"
             ) from None
-        finish_stage(prefix, staged, {f.target for f in worked})
-        entries = {f.target: f.source for f in direct}
-        entries.update((name, str(staged / name)) for name in tree_entries(staged))
+        _drop_conda_packs_temp_file(staged, {f.target for f in worked})
+        staged_names = set(tree_entries(staged))
         with open(tmp, "wb") as raw:
             sink = writer(raw, form, level, jobs, stamp)
             try:
-                write_tar(entries, sink, stamp)
+                # The files packed as they are first, then (while the compressor works
+                # through what it has been given) the files conda-pack wrote and the records.
+                tar = TarWriter(sink, stamp)
+                tar.add({f.target: f.source for f in direct if f.target not in staged_names})
+                made = finish_stage(staged, records)
+                tar.add({name: made.get(name) or str(staged / name) for name in {*staged_names, *made}})
+                tar.close()
             finally:
                 sink.close()
         os.chmod(tmp, 0o644)
@@ -452,7 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def go() -> int:
-        s = load(args.settings) if args.settings else None
+        s = None
+        if args.settings:
+            from portable_env.settings import load  # here: the settings model is not needed without them
+
+            s = load(args.settings)
         fmt = args.format or (s.format if s else formats.DEFAULT)
         level = args.level if args.level is not None else (s.compression_level if s and fmt == s.format else None)
         slim = args.slim if args.slim is not None else bool(s and s.slim)

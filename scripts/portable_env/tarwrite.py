@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from portable_env.compress import Writer
 from portable_env.errors import UserError
 
-CHUNK = 1 << 20
+BATCH = 4 << 20  # bytes handed to the compressor at once
 
 
 def tree_entries(root: Path) -> list[str]:
@@ -95,45 +96,104 @@ def _padding(size: int) -> bytes:
     return tarfile.NUL * (-size % tarfile.BLOCKSIZE)
 
 
-def write_tar(entries: dict[str, str], sink: Writer, mtime: int) -> None:
-    """Write entries (archive name -> the file, symlink or folder to pack
-    there) to sink as one POSIX (pax) tar: sorted by name, headers
-    normalised (entry_info), files sharing an inode as hard links to the
-    first. The files are only read."""
-    written = 0
-    first_of: dict[tuple[int, int], str] = {}
-    for name in sorted(entries):
-        path = entries[name]
-        st = os.lstat(path)
-        info = entry_info(name, st, mtime)
-        if info.issym():
-            info.linkname = os.readlink(path)
-        elif info.isreg() and st.st_nlink > 1:
-            first = first_of.setdefault((st.st_dev, st.st_ino), name)
-            if first != name:
-                info.type, info.linkname, info.size = tarfile.LNKTYPE, first, 0
-        head = header(info)
-        sink.write(head)
-        written += len(head)
-        if info.isreg():
-            _copy_file(path, info.size, sink)
-            pad = _padding(info.size)
-            sink.write(pad)
-            written += info.size + len(pad)
-    end = tarfile.NUL * (2 * tarfile.BLOCKSIZE)
-    written += len(end)
-    sink.write(end + tarfile.NUL * (-written % tarfile.RECORDSIZE))
+Blob = tuple[bytes, int]  # a file made in memory: its content and permissions
 
 
-def _copy_file(path: str, size: int, sink: Writer) -> None:
-    """Copy size bytes of the file at path into sink; UserError if it changed meanwhile."""
-    left = size
-    with open(path, "rb") as fh:
-        while left > 0:
-            data = fh.read(min(CHUNK, left))
-            if not data:
-                break
-            sink.write(data)
-            left -= len(data)
-        if left or fh.read(1):
+class TarWriter:
+    """One POSIX (pax) tar written to sink in parts: each add() writes its
+    entries (archive name -> the file, symlink or folder to pack there, or
+    a Blob) sorted by name, headers normalised (entry_info), files sharing
+    an inode as hard links to the first one written. The files are only read."""
+
+    def __init__(self, sink: Writer, mtime: int) -> None:
+        self.out, self.mtime = _Batch(sink), mtime
+        self.first_of: dict[tuple[int, int], str] = {}
+        self.names: set[str] = set()
+
+    def add(self, entries: Mapping[str, str | Blob]) -> None:
+        """Write entries, sorted by name; UserError on a name already written."""
+        if again := self.names.intersection(entries):
+            raise UserError(f"{sorted(again)[0]}: packed twice; run make again")
+        self.names.update(entries)
+        for name in sorted(entries):
+            source = entries[name]
+            if isinstance(source, tuple):
+                info = tarfile.TarInfo(name)
+                info.mtime, info.mode, info.size = self.mtime, source[1], len(source[0])
+                self.out.add(header(info))
+                self.out.add(source[0])
+                self.out.add(_padding(info.size))
+                continue
+            st = os.lstat(source)
+            info = entry_info(name, st, self.mtime)
+            if info.issym():
+                info.linkname = os.readlink(source)
+            elif info.isreg() and st.st_nlink > 1:
+                first = self.first_of.setdefault((st.st_dev, st.st_ino), name)
+                if first != name:
+                    info.type, info.linkname, info.size = tarfile.LNKTYPE, first, 0
+            self.out.add(header(info))
+            if info.isreg():
+                self.out.copy_file(source, info.size)
+                self.out.add(_padding(info.size))
+
+    def close(self) -> None:
+        """End the tar (two zero blocks, padded to a record) and hand everything to the sink."""
+        end = tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+        self.out.add(end + tarfile.NUL * (-(self.out.total + len(end)) % tarfile.RECORDSIZE))
+        self.out.flush()
+
+
+def write_tar(entries: Mapping[str, str | Blob], sink: Writer, mtime: int) -> None:
+    """entries (TarWriter.add) as one tar, sorted by name, to sink."""
+    tar = TarWriter(sink, mtime)
+    tar.add(entries)
+    tar.close()
+
+
+class _Batch:
+    """The tar's bytes gathered in one reused buffer, file data read
+    straight into it, and handed to the sink BATCH bytes at a time (the
+    sinks consume what they are given before write returns)."""
+
+    def __init__(self, sink: Writer) -> None:
+        self.sink = sink
+        self.view = memoryview(bytearray(BATCH))
+        self.pos = self.total = 0
+
+    def add(self, data: bytes) -> None:
+        n = len(data)
+        if self.pos + n > BATCH:
+            self.flush()
+            if n > BATCH:
+                self.sink.write(data)
+                self.total += n
+                return
+        self.view[self.pos : self.pos + n] = data
+        self.pos += n
+        self.total += n
+
+    def flush(self) -> None:
+        if self.pos:
+            self.sink.write(self.view[: self.pos])
+            self.pos = 0
+
+    def copy_file(self, path: str, size: int) -> None:
+        """Append the size bytes of the file at path; UserError if it changed meanwhile."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            left = size
+            while True:
+                if self.pos == BATCH:
+                    self.flush()
+                # one byte more than is left: a file that grew shows, and EOF is seen
+                got = os.readv(fd, [self.view[self.pos : self.pos + min(left + 1, BATCH - self.pos)]])
+                if got > left or not got:
+                    break
+                self.pos += got
+                self.total += got
+                left -= got
+        finally:
+            os.close(fd)
+        if left or got:
             raise UserError(f"{path} changed while it was packed; run make again")

@@ -141,9 +141,7 @@ class Workspace:
             src, dst = REPO / name, self.repo / name
             dst.parent.mkdir(parents=True, exist_ok=True)
             if src.is_dir():
-                shutil.copytree(
-                    src, dst, copy_function=shutil.copy2, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-                )
+                shutil.copytree(src, dst, copy_function=shutil.copy2)  # with the .pyc make tools wrote
             elif src.exists():
                 shutil.copy2(src, dst)
         (self.repo / ".venv").symlink_to(REPO / ".venv")
