@@ -1,6 +1,9 @@
 """Unit tests of the small pipeline scripts (no channel needed)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -84,6 +87,18 @@ def test_shell_scripts_are_shellcheck_clean() -> None:
     assert shell
     proc = run(["shellcheck", *map(str, shell)])
     assert proc.returncode == 0, proc.stdout
+
+
+def test_exit_now_flushes_what_was_printed_and_keeps_the_code() -> None:
+    """pack-env ends without the interpreter's teardown: its output, block
+    buffered into a pipe, must still arrive, and the exit code must be kept."""
+    code = ("import sys; from portable_env.errors import exit_now; "
+            "print('out'); print('err', file=sys.stderr); exit_now(int(sys.argv[1]))")
+    for rc in (0, 1, 130):
+        proc = subprocess.run([sys.executable, "-u" if rc == 130 else "-B", "-c", code, str(rc)], cwd=REPO / "scripts",
+                              capture_output=True, text=True,
+                              env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"})
+        assert (proc.returncode, proc.stdout, proc.stderr) == (rc, "out\n", "err\n")
 
 
 def test_python_executables_are_thin_mains_over_the_package() -> None:
