@@ -330,3 +330,45 @@ def test_import_names_missing_from_the_generated_table_are_mapped(tmp_path: Path
     `osgeo` is gdal."""
     res = scan(write(tmp_path, {"a.py": "import proto\nfrom osgeo import gdal\n"}))
     assert res.required == {"proto-plus", "gdal"} and not res.unresolved
+
+
+def test_a_module_named_after_what_it_imports_wraps_the_installed_package(tmp_path: Path) -> None:
+    """flake8/plugins/pycodestyle.py: `from pycodestyle import ...` is the
+    installed package (absolute imports), not the file importing itself;
+    a real Python-2 style sibling import beside it stays local."""
+    proj = write(
+        tmp_path,
+        {
+            "lint/__init__.py": "from lint.plugins import pycodestyle, helpers\n",
+            "lint/plugins/__init__.py": "",
+            "lint/plugins/pycodestyle.py": "from pycodestyle import bare_except\nimport helpers\n",
+            "lint/plugins/helpers.py": "",
+        },
+    )
+    res = scan(proj)
+    assert "pycodestyle" in res.required
+    assert "helpers" not in res.required | res.on_demand | res.optional
+
+
+def test_a_distribution_looked_up_by_name_must_be_installed(tmp_path: Path) -> None:
+    """importlib.metadata.version("x") / distribution("x") /
+    pkg_resources.require("x>=1") fail when x is missing: the package is
+    needed where the call runs, optional under a try, and the project's own
+    name is not a dependency."""
+    proj = write(
+        tmp_path,
+        {
+            "tool.py": (
+                "import importlib.metadata\nfrom importlib.metadata import version as v, PackageNotFoundError\n"
+                "import pkg_resources\n"
+                "print(importlib.metadata.distribution('pyflakes').metadata, v('Pillow'))\n"
+                "pkg_resources.require('python-dateutil>=2.8')\n"
+                "try:\n    v('ujson')\nexcept PackageNotFoundError:\n    pass\n"
+                "print(v('tool'), version('not-from-metadata'))\n"
+            ),
+        },
+    )
+    res = scan(proj)
+    assert {"pyflakes", "pillow", "python-dateutil"} <= res.required
+    assert "ujson" in res.optional and "ujson" not in res.required
+    assert not {"tool", "not-from-metadata", "not_from_metadata"} & (res.required | res.on_demand | res.optional)

@@ -68,7 +68,9 @@ Rules:
 - required: every other import, also inside function bodies of scripts,
   notebooks and top-level modules (a lazy import is still needed when
   that function runs); `importlib.import_module("x")` /
-  `__import__("x")` count, and so do dotted module paths into namespace
+  `__import__("x")` count, and so do distribution lookups by name
+  (`importlib.metadata.version("x")`, `pkg_resources.require("x")`: they
+  fail without x; optional under a try), and so do dotted module paths into namespace
   packages written as strings ('sphinxcontrib.jsmath' in an extension list),
   and the magics that import a package (`%load_ext x`, `%matplotlib widget`,
   `%%cython`: the table in portable_env.scan.magics); a dotted import whose
@@ -176,7 +178,12 @@ def scan(
         if never_a_package(top, stdlib, newer) or local.is_local(u.name) or top in parsed.written:
             continue
         pkg, key, layer = resolver.resolve(u.name)
-        if layer == "identity" and key == top and (local.is_sibling(top, u.path) or top in local.namespaces):
+        if (
+            layer == "identity"
+            and key == top
+            and not u.dist
+            and (local.is_sibling(top, u.path) or top in local.namespaces)
+        ):
             continue  # a sibling module imported Python-2 style, or the project's own namespace folder
         if not pkg or canon(pkg) in excluded or u.typing:
             continue  # ignored by a mapping (""), excluded, or annotations only

@@ -25,7 +25,14 @@ DYNAMIC = (
     b"find_loader",
     b"_import",
     b"run_line_magic",
+    b"metadata",
+    b"pkg_resources",
 )
+# Calls that look an installed distribution up by its name (importlib.metadata,
+# pkg_resources): they fail when it is missing, unless the code catches that.
+DIST_LOOKUPS = frozenset({"version", "distribution", "metadata", "requires", "files", "get_distribution", "require"})
+DIST_MODULES = frozenset({"importlib.metadata", "importlib_metadata", "pkg_resources"})
+DIST_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 UNSAFE_TO_IMPORT = {
     "antigravity",
     "this",
@@ -65,6 +72,7 @@ class Use:
     key: str = ""  # the import name its package was mapped from (set by the scan)
     soft: bool = False  # under a branch on a setting, argument or env var (optional in packages only)
     package: bool = False  # in a module of a package (a folder with __init__.py), scripts too
+    dist: bool = False  # a distribution looked up by name (version("x")), not an import
 
     @property
     def path(self) -> str:
@@ -97,6 +105,8 @@ class Scanner:
         self.uses: list[Use] = []
         self.depth = 0  # function nesting
         self.guards = 0  # try/except ImportError or availability-check nesting
+        self.tries = 0  # try blocks with a handler (any exception)
+        self.dist_names: set[str] = set()  # `from importlib.metadata import version`
         self.soft = 0  # branches on settings / arguments / environment / a named module
         self.typing = 0  # `if TYPE_CHECKING:` nesting
         self.importlib_names: set[str] = set()  # `from importlib import import_module`
@@ -139,8 +149,8 @@ class Scanner:
                 if u.name.split(".")[0].lower() in names:
                     u.soft = not u.optional
 
-    def add(self, name: str, line: int, optional: bool, signal: bool = False) -> None:
-        """Record an import of `name` at `line`."""
+    def add(self, name: str, line: int, optional: bool, signal: bool = False, dist: bool = False) -> None:
+        """Record an import of `name` at `line` (dist: a distribution lookup, in import-style spelling)."""
         if name and not name.startswith("."):
             self.uses.append(
                 Use(
@@ -152,6 +162,7 @@ class Scanner:
                     signal,
                     typing=self.typing > 0,
                     soft=self.soft > 0 and not optional,
+                    dist=dist,
                 )
             )
 
@@ -205,6 +216,8 @@ class Scanner:
             return
         if s.module == "importlib":
             self.importlib_names.update(a.asname or a.name for a in s.names)
+        elif s.module in DIST_MODULES:
+            self.dist_names.update(a.asname or a.name for a in s.names if a.name in DIST_LOOKUPS)
         for a in s.names:
             self.add(s.module if a.name == "*" else f"{s.module}.{a.name}", s.lineno, optional)
 
@@ -265,7 +278,9 @@ class Scanner:
         fallback = any(not g.ends_in_raise(h.body) for h in catching)
         start = len(self.uses)
         self.guards += bool(catching)
+        self.tries += bool(s.handlers)
         self.body(s.body, optional or fallback)
+        self.tries -= bool(s.handlers)
         self.guards -= bool(catching)
         tried = self.uses[start:]
         # A try whose imports are all standard library reaches its
@@ -320,6 +335,11 @@ class Scanner:
                 for mod in magic_imports(magic, rest):
                     self.add(mod, n.lineno, optional)  # get_ipython().run_line_magic("load_ext", "x")
                 continue
+            if self._dist_lookup(full, f):
+                m = DIST_NAME_RE.match(name.strip())
+                if m:  # version("pyflakes"): the distribution must be installed, under its import-style name
+                    self.add(re.sub(r"[-_.]+", "_", m.group()).lower(), n.lineno, optional or self.tries > 0, dist=True)
+                continue
             if not g.MODULE_RE.fullmatch(name):
                 continue
             if (
@@ -332,6 +352,15 @@ class Scanner:
                 self.add(name, n.lineno, True)  # imported if present
             elif g.PROBE_RE.search(f):
                 self.add(name, n.lineno, True, signal=True)  # is_x_available("x")
+
+    def _dist_lookup(self, full: str, f: str) -> bool:
+        """Whether a call `full(...)` looks a distribution up by name
+        (importlib.metadata.version, pkg_resources.get_distribution, a name
+        imported from them)."""
+        owner = full.rpartition(".")[0]
+        if not owner:
+            return full in self.dist_names
+        return f in DIST_LOOKUPS and (owner in DIST_MODULES or (owner == "metadata" and owner in self.importlib_names))
 
     def _module_strings(self, node: ast.AST, optional: bool) -> None:
         """'sphinxcontrib.jsmath' in a list or call: a module loaded by name

@@ -66,9 +66,13 @@ class LocalIndex:
 
     def is_sibling(self, top: str, path: str) -> bool:
         """`top` is a module beside the file `path` (a Python-2 style implicit
-        relative import)."""
-        folder = path.rsplit("/", 1)[0] if "/" in path else "."
-        return top in self.siblings.get(folder, ())
+        relative import), not the file itself: a module named after what it
+        imports (plugins/pycodestyle.py: `import pycodestyle`) wraps the
+        installed package (it would import itself in Python 2 too)."""
+        folder, _, name = path.rpartition("/")
+        if name.rsplit(".", 1)[0] == top:
+            return False
+        return top in self.siblings.get(folder or ".", ())
 
 
 def build_local_index(root: Path, dirs: Dirs) -> LocalIndex:
