@@ -372,3 +372,22 @@ def test_a_distribution_looked_up_by_name_must_be_installed(tmp_path: Path) -> N
     assert {"pyflakes", "pillow", "python-dateutil"} <= res.required
     assert "ujson" in res.optional and "ujson" not in res.required
     assert not {"tool", "not-from-metadata", "not_from_metadata"} & (res.required | res.on_demand | res.optional)
+
+
+def test_the_functions_of_a_top_level_package_init_are_its_api(tmp_path: Path) -> None:
+    """A Sphinx extension's `def setup(app)` in mytheme/__init__.py runs
+    whenever the package is used: its imports are required; a function of
+    an inner module still imports on demand."""
+    proj = write(
+        tmp_path,
+        {
+            "mytheme/__init__.py": (
+                "def setup(app):\n    app.setup_extension('sphinxcontrib.jquery')\n"
+                "    from sphinxcontrib.jquery import add_js_files\n    import docutils\n"
+            ),
+            "mytheme/io.py": "def to_hdf5():\n    import h5py\n",
+        },
+    )
+    res = scan(proj)
+    assert {"sphinxcontrib-jquery", "docutils"} <= res.required
+    assert "h5py" in res.on_demand and "h5py" not in res.required

@@ -325,7 +325,7 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
             and u.reachable
             and not (u.in_function and u.package and pkg in guarded)
         ]
-        needed = [u for u in loaded if not (u.in_function and u.library) and not is_integration(u, pkg)]
+        needed = [u for u in loaded if not (u.in_function and u.library and not u.api) and not is_integration(u, pkg)]
         if needed:
             res.required.add(pkg)
         elif loaded:

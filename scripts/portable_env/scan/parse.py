@@ -73,6 +73,7 @@ class Use:
     soft: bool = False  # under a branch on a setting, argument or env var (optional in packages only)
     package: bool = False  # in a module of a package (a folder with __init__.py), scripts too
     dist: bool = False  # a distribution looked up by name (version("x")), not an import
+    api: bool = False  # in a top-level package's __init__.py: its functions are the package's own API
 
     @property
     def path(self) -> str:

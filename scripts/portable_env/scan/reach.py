@@ -197,6 +197,7 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
             u.eager = rel in eager
             u.library = u.library or (package and (not m.script or rel in imported))
             u.package = package
+            u.api = package and rel.endswith("__init__.py") and "." not in canonical.get(rel, ".")
             if rel in picked and not u.optional:
                 u.soft = True  # a backend module: its imports matter only when a setting picks it
 
