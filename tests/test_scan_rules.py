@@ -391,3 +391,44 @@ def test_the_functions_of_a_top_level_package_init_are_its_api(tmp_path: Path) -
     res = scan(proj)
     assert {"sphinxcontrib-jquery", "docutils"} <= res.required
     assert "h5py" in res.on_demand and "h5py" not in res.required
+
+
+def test_modules_run_with_python_dash_m_must_be_installed(tmp_path: Path) -> None:
+    """`python -m x` in a notebook's shell line or bash cell, `%run -m x`,
+    `[sys.executable, "-m", "x"]` and "python -m x" command strings run x
+    on the target; text that only mentions it and other programs' -m do not."""
+    proj = write(
+        tmp_path,
+        {
+            "nb.ipynb": notebook(
+                "import os\n!python -m spacy download en_core_web_sm\nif os.name:\n    !{sys.executable} -m black .\n",
+                "%%bash\ncd data && python3.11 -u -m nbconvert --to html a.ipynb\n",
+                "%run -m papermill a.ipynb b.ipynb\n",
+            ),
+            "run.py": (
+                "import os, subprocess, sys\n"
+                "subprocess.check_call([sys.executable, '-u', '-m', 'jupytext', '--sync'])\n"
+                "os.system('python -m pylint src')\n"
+                "subprocess.run(f'{sys.executable} -m isort .', shell=True)\n"
+                "def make_env():\n    return ('python3', '-mvirtualenv', 'env')\n"
+                "subprocess.run(['git', 'commit', '-m', 'flake8'])\n"
+                "subprocess.run([sys.executable, '-m', 'venv', 'env'])\n"
+                "print('python -m notinstalled')\n"
+            ),
+        },
+    )
+    res = scan(proj)
+    wanted = {
+        "spacy",
+        "black",
+        "nbconvert",
+        "papermill",
+        "jupytext",
+        "pylint",
+        "isort",
+        "virtualenv",
+    }
+    assert wanted <= res.required, wanted - res.required
+    assert not {"flake8", "notinstalled", "venv"} & (
+        res.required | res.on_demand | res.optional
+    )

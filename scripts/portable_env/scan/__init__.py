@@ -74,7 +74,9 @@ Rules:
   fail without x; optional under a try), and so do dotted module paths into namespace
   packages written as strings ('sphinxcontrib.jsmath' in an extension list),
   and the magics that import a package (`%load_ext x`, `%matplotlib widget`,
-  `%%cython`: the table in portable_env.scan.magics); a dotted import whose
+  `%%cython`: the table in portable_env.scan.magics), and modules run as
+  programs (`!python -m x`, `%run -m x`, `[sys.executable, "-m", "x"]`,
+  `os.system("python -m x")`); a dotted import whose
   key is a submodule shipped by another conda package (`dask.distributed` ->
   distributed) needs its parent's package too (dask-core);
 - test code (tests/, test/, testing/, _tests/, benchmarks/ folders,

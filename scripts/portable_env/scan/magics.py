@@ -11,6 +11,8 @@ the module each magic imports when it runs:
   ``%tensorboard``: tensorboard;
 - cell magics ``%%cython``: Cython; ``%%R``: rpy2; ``%%sql``: sql
   (ipython-sql); ``%%ipytest``: ipytest.
+A shell line or ``%%bash`` cell that runs ``python -m X`` (``!{sys.executable}
+-m X`` too) and ``%run -m X`` import X.
 ``%%writefile x.py`` / ``%%file x.py`` cells are Python files the notebook
 writes and runs: scanned as Python. Every other magic or shell line becomes
 ``pass`` (so a block whose only body was a magic still parses). As in
@@ -28,6 +30,8 @@ import re
 
 # Cell magics whose body is Python.
 PY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy"}
+# Cell magics whose body is shell commands.
+SHELL_CELL_MAGICS = {"bash", "sh", "script", "system"}
 # Cell magics whose body is a file the notebook writes (Python when *.py).
 FILE_CELL_MAGICS = {"writefile", "file"}
 ESCAPE_LINE = re.compile(r"^\s*(!|%|\?)|^\s*\w+\s*=\s*[!%]")  # %magic, !shell, ?help, x = !cmd
@@ -45,6 +49,17 @@ MAGIC_IMPORTS = {
 # Cell magics that are not Python but need a package.
 CELL_MAGIC_IMPORTS = {"cython": ["Cython"], "R": ["rpy2"], "sql": ["sql"], "ipytest": ["ipytest"]}
 MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+# A python run with -m in a shell command: `python -m x`, `python3.11 -u -m x`,
+# `{sys.executable} -m x` (notebooks), `$PYTHON -m x`.
+RUN_MODULE_RE = re.compile(
+    r"(?:^|[\s;&|(`'\"!])(?:\{sys\.executable\}|\$\{?PYTHON\}?|[\w./-]*python[\d.]*)\s+(?:-[A-Za-z]+\s+)*-m\s*"
+    r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
+)
+
+
+def run_modules(command: str) -> list[str]:
+    """Modules a shell command runs as programs (`python -m x`): they must be installed."""
+    return RUN_MODULE_RE.findall(command)
 
 
 def magic_imports(name: str, args: str) -> list[str]:
@@ -53,6 +68,8 @@ def magic_imports(name: str, args: str) -> list[str]:
     if name in ("load_ext", "reload_ext"):
         mods = [w for w in words if MODULE_RE.fullmatch(w)]
         return [LOAD_EXT_BUILTIN.get(m, m) for m in mods[:1]]
+    if name == "run" and len(words) > 1 and words[0] == "-m" and MODULE_RE.fullmatch(words[1]):
+        return [words[1]]  # %run -m x
     if name == "matplotlib":
         backend = next((w for w in words if not w.startswith("-")), "")
         return ["matplotlib", "ipympl"] if backend in ("widget", "ipympl") else ["matplotlib"]
@@ -125,7 +142,9 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
             if written is not None and stem.isidentifier():
                 written.add(stem)
         elif magic not in PY_CELL_MAGICS:
-            mods = CELL_MAGIC_IMPORTS.get(magic)
+            mods = CELL_MAGIC_IMPORTS.get(magic) or (
+                run_modules("\n".join(lines[1:])) if magic in SHELL_CELL_MAGICS else []
+            )
             return _statement("", mods) if mods else None  # %%bash, %%html, ...: not Python
         lines[0] = ""
     if not any(ESCAPE_LINE.match(ln) or ln.rstrip().endswith("?") for ln in lines):
@@ -141,7 +160,7 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
             continue
         indent = ln[: len(ln) - len(ln.lstrip())]
         m = LINE_MAGIC.match(ln)
-        out.append(_statement(indent, magic_imports(m.group(1), m.group(2)) if m else []))
+        out.append(_statement(indent, magic_imports(m.group(1), m.group(2)) if m else run_modules(ln)))
     return "\n".join(out)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from portable_env.scan import guards as g
 from portable_env.scan.evaluate import Evaluator
-from portable_env.scan.magics import magic_imports, notebook_cells
+from portable_env.scan.magics import magic_imports, notebook_cells, run_modules
 
 # Byte strings whose presence makes a file worth scanning for dynamic imports.
 DYNAMIC = (
@@ -27,7 +27,15 @@ DYNAMIC = (
     b"run_line_magic",
     b"metadata",
     b"pkg_resources",
+    b"'-m",
+    b'"-m',
+    b" -m ",
 )
+# Calls that run a shell command given as a string (`os.system("python -m x")`).
+SHELL_CALL_RE = re.compile(
+    r"(?:^|\.)(?:system|popen|run|call|check_call|check_output|Popen|getoutput|getstatusoutput)$"
+)
+PYTHON_RE = re.compile(r"(?:.*/)?python[\d.]*")
 # Calls that look an installed distribution up by its name (importlib.metadata,
 # pkg_resources): they fail when it is missing, unless the code catches that.
 DIST_LOOKUPS = frozenset({"version", "distribution", "metadata", "requires", "files", "get_distribution", "require"})
@@ -323,6 +331,9 @@ class Scanner:
         if not self.dynamic:
             return
         for n in ast.walk(node):
+            if isinstance(n, (ast.Call, ast.List, ast.Tuple)):
+                for mod in self._run_modules(n):
+                    self.add(mod, n.lineno, optional)  # [sys.executable, "-m", "x"]: x runs as a program
             if not isinstance(n, ast.Call) or not n.args:
                 continue
             name = g.const_str(n.args[0])
@@ -354,6 +365,29 @@ class Scanner:
             elif g.PROBE_RE.search(f):
                 self.add(name, n.lineno, True, signal=True)  # is_x_available("x")
 
+    @staticmethod
+    def _run_modules(n: ast.Call | ast.List | ast.Tuple) -> list[str]:
+        """Modules a command runs with `python -m`: `[sys.executable, "-m",
+        "x"]` in a list or call, or a command string given to os.system /
+        subprocess (`"python -m x"`)."""
+        items = n.args if isinstance(n, ast.Call) else n.elts
+        out = []
+        for i, item in enumerate(items):
+            text = g.const_str(item)
+            if not text or not text.startswith("-m") or not i:
+                continue
+            mod = text[2:] or (g.const_str(items[i + 1]) or "" if i + 1 < len(items) else "")
+            j = i - 1
+            while j > 0 and (g.const_str(items[j]) or "").startswith("-"):
+                j -= 1  # options before -m: [sys.executable, "-u", "-m", "x"]
+            before = items[j]
+            python = g.dotted(before) == "sys.executable" or PYTHON_RE.fullmatch(g.const_str(before) or "")
+            if python and g.MODULE_RE.fullmatch(mod):
+                out.append(mod)
+        if isinstance(n, ast.Call) and SHELL_CALL_RE.search(g.dotted(n.func)):
+            out += [m for a in n.args if (text := _command_text(a)) for m in run_modules(text)]
+        return out
+
     def _dist_lookup(self, full: str, f: str) -> bool:
         """Whether a call `full(...)` looks a distribution up by name
         (importlib.metadata.version, pkg_resources.get_distribution, a name
@@ -378,6 +412,20 @@ class Scanner:
                 text = g.const_str(item)
                 if text and "." in text and text.split(".")[0] in self.strings and g.MODULE_RE.fullmatch(text):
                     self.add(text, item.lineno, optional)
+
+
+def _command_text(node: ast.expr) -> str | None:
+    """A command string: a literal, or an f-string with `{sys.executable}`
+    kept as written (run_modules reads it)."""
+    if not isinstance(node, ast.JoinedStr):
+        return g.const_str(node)
+    parts = []
+    for v in node.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(v.value)
+        elif isinstance(v, ast.FormattedValue):
+            parts.append("{" + (g.dotted(v.value) or "?") + "}")
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------- files
