@@ -432,3 +432,23 @@ def test_modules_run_with_python_dash_m_must_be_installed(tmp_path: Path) -> Non
     assert not {"flake8", "notinstalled", "venv"} & (
         res.required | res.on_demand | res.optional
     )
+
+
+def test_a_package_imported_late_in_several_modules_is_needed(tmp_path: Path) -> None:
+    """httpx imports httpcore inside the functions of its transports (to
+    load faster): imported late in two or more modules and never guarded, a
+    package is a dependency, not an extra; in one module, or guarded
+    somewhere, it stays on demand / optional."""
+    proj = write(
+        tmp_path,
+        {
+            "web/__init__.py": "from web import client, transport, export\n",
+            "web/client.py": "def send():\n    import httpcore\n    import certifi\n",
+            "web/transport.py": "def open():\n    import httpcore\n    import h2\n",
+            "web/export.py": "def to_hdf5():\n    import h5py\n"
+            "def brotli():\n    try:\n        import h2\n    except ImportError:\n        return None\n",
+        },
+    )
+    res = scan(proj)
+    assert "httpcore" in res.required
+    assert {"certifi", "h5py"} <= res.on_demand and "h2" not in res.required

@@ -62,7 +62,8 @@ Rules:
   package's inner modules (a module in a folder with __init__.py; one
   with a `__main__` block only when the package's other modules import it:
   `def to_hdf5(): import h5py`; not the top-level package's __init__.py,
-  whose functions are its own API: `def setup(app)`) and imports in a package module named after
+  whose functions are its own API: `def setup(app)`, nor a package imported
+  so in two or more modules and never guarded: imported late to load faster) and imports in a package module named after
   what it imports (backends/jinja2.py, storages/_redis.py: an integration)
   that the package does not load when it is imported (utils/_dill.py,
   imported by the package's modules at load time, is a wrapper: required);

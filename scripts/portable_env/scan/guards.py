@@ -301,6 +301,12 @@ def is_integration(u: Use, pkg: str) -> bool:
     return any(re.sub(r"[^a-z0-9]", "", n.lower()) in wanted for n in names)
 
 
+# A package imported inside functions of this many modules of a package, and
+# never under an ImportError guard, is one the package needs (imported late
+# so that the package loads faster), not an optional extra imported on demand.
+LATE_MODULES = 2
+
+
 def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str]:
     """Sort res.uses into required / optional / on_demand and fill the evidence;
     returns on-demand package -> first location.
@@ -312,7 +318,8 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
     imports under settings branches (`soft`) and imports only in function
     bodies (lazy) of a package the code guards elsewhere (`guarded`). On demand:
     imports only in function bodies of a package's inner modules (`to_hdf5()`
-    imports h5py) or in an integration module named after the package
+    imports h5py; required when it is imported so in LATE_MODULES modules and
+    never guarded) or in an integration module named after the package
     (backends/jinja2.py, storages/_redis.py): not needed to load the code,
     installed by default all the same (install_on_demand).
     """
@@ -325,7 +332,15 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
             and u.reachable
             and not (u.in_function and u.package and pkg in guarded)
         ]
-        needed = [u for u in loaded if not (u.in_function and u.library and not u.api) and not is_integration(u, pkg)]
+        # imported late in functions of several modules, never guarded: a dependency
+        # the package imports late to load faster, not an extra (httpx's httpcore)
+        late = {u.path for u in loaded if u.in_function and u.library}
+        core = len(late) >= LATE_MODULES and pkg not in guarded
+        needed = [
+            u
+            for u in loaded
+            if not (u.in_function and u.library and not u.api and not core) and not is_integration(u, pkg)
+        ]
         if needed:
             res.required.add(pkg)
         elif loaded:
