@@ -334,7 +334,7 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
         ]
         # imported late in functions of several modules, never guarded: a dependency
         # the package imports late to load faster, not an extra (httpx's httpcore)
-        late = {u.path for u in loaded if u.in_function and u.library}
+        late = {u.path for u in loaded if u.in_function and u.library and not is_integration(u, pkg)}
         core = len(late) >= LATE_MODULES and pkg not in guarded
         needed = [
             u
