@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
@@ -274,3 +275,43 @@ def test_slim_rule_is_fnmatch_of_the_patterns() -> None:
     for path in paths:
         assert pack.slimmed(path) == any(fnmatch.fnmatch(path, p) for p in pack.SLIM_EXCLUDES), path
     assert pack.slimmed("include/six.h") and not pack.slimmed("lib/libz.so"), "the control"
+
+
+class _Sink:
+    """A compress.Writer that keeps what it is given (and checks it is consumed at once)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.data += data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_tar_writer_streams_files_and_blobs_of_any_size(tmp_path: Path) -> None:
+    """Files and in-memory blobs smaller and larger than the reused buffer,
+    written in two parts, read back as tarfile sees them; a name written twice
+    and a file that changes size while it is read are refused."""
+    big = os.urandom(tarwrite.BATCH + 12345)
+    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "small.txt").write_bytes(b"small")
+    sink = _Sink()
+    tar = tarwrite.TarWriter(sink, 1700000000)  # type: ignore[arg-type]
+    tar.add({"lib/small.txt": str(tmp_path / "small.txt"), "lib/big.bin": str(tmp_path / "big.bin")})
+    tar.add({"conda-meta/x.json": (b"{}\n", 0o644), "share/blob": (big[::-1], 0o755)})
+    with pytest.raises(UserError, match="packed twice"):
+        tar.add({"lib/big.bin": (b"", 0o644)})
+    tar.close()
+    assert len(sink.data) % tarfile.RECORDSIZE == 0
+    with tarfile.open(fileobj=io.BytesIO(bytes(sink.data))) as tf:
+        got = {m.name: (m.mode, tf.extractfile(m).read()) for m in tf}  # type: ignore[union-attr]
+        assert [m.name for m in tf] == ["lib/big.bin", "lib/small.txt", "conda-meta/x.json", "share/blob"]
+    assert got == {"lib/big.bin": (0o644, big), "lib/small.txt": (0o644, b"small"),
+                   "conda-meta/x.json": (0o644, b"{}\n"), "share/blob": (0o755, big[::-1])}
+    for changed in (b"smal", b"smaller"):
+        (tmp_path / "small.txt").write_bytes(changed)
+        with pytest.raises(UserError, match="changed while it was packed"):
+            tarwrite._Batch(_Sink()).copy_file(str(tmp_path / "small.txt"), 5)  # 5 bytes when its header was made

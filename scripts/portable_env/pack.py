@@ -10,7 +10,9 @@ rewrites bytes), plus its own scripts. This module writes both as one tar,
 streamed into the compressor (tests/test_pack.py checks it holds what
 conda-pack's own tar holds), so identical environments give byte-identical
 archives, on any checkout path, at any time and with any number of threads:
-  - entries sorted by path (files, symlinks, empty folders),
+  - entries in a fixed order: the files packed as they are, sorted by
+    path, then (written while the compressor works through those)
+    conda-pack's output and the records, sorted,
   - mtime = the archive time (formats.archive_mtime: $SOURCE_DATE_EPOCH,
     else the newest package build timestamp, which the lock fixes),
   - owner/group 0/0 with no names, permissions 0755 or 0644,

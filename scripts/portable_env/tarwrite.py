@@ -1,5 +1,6 @@
 """One POSIX (pax) tar, written straight into a compressing sink
-(compress.Writer): entries sorted by name, headers normalised (mtime given,
+(compress.Writer), in parts whose entries are each sorted by name (TarWriter.add),
+read into one reused buffer; headers normalised (mtime given,
 owner 0/0 without names, permissions 0755/0644, 0777 for symlinks), files
 sharing an inode as hard links to the first. The same entries give the same
 bytes, on any path and at any time."""
