@@ -292,9 +292,7 @@ def finish_stage(staged: Path, records: list[tuple[Path, dict[str, Any]]]) -> di
     consumed) and bin/conda-unpack with a relocatable first line (it
     replaces the staged one)."""
     made: dict[str, Blob] = {
-        f"conda-meta/{meta.name}": (scrub_record(record), 0o644)
-        for meta, record in records
-        if is_record(f"conda-meta/{meta.name}") and not meta.is_symlink()
+        f"conda-meta/{meta.name}": (scrub_record(record), 0o644) for meta, record in records if not meta.is_symlink()
     }
     unpack = staged / "bin" / "conda-unpack"
     if unpack.is_file():  # conda-pack writes `#!/usr/bin/env python`

@@ -58,7 +58,7 @@ _USTAR_LIMIT = 8**11  # sizes and times that fit a ustar header
 def header(info: tarfile.TarInfo) -> bytes:
     """info's header block(s), byte for byte what tarfile writes in PAX
     format; a short ASCII name and link with owner 0/0 and no owner names
-    (every entry write_tar makes, almost always) is composed directly, 4x
+    (every entry TarWriter makes, almost always) is composed directly, 4x
     faster than tarfile's field-by-field checks."""
     name, link = info.name, info.linkname
     if info.type == tarfile.DIRTYPE and not name.endswith("/"):
@@ -143,13 +143,6 @@ class TarWriter:
         end = tarfile.NUL * (2 * tarfile.BLOCKSIZE)
         self.out.add(end + tarfile.NUL * (-(self.out.total + len(end)) % tarfile.RECORDSIZE))
         self.out.flush()
-
-
-def write_tar(entries: Mapping[str, str | Blob], sink: Writer, mtime: int) -> None:
-    """entries (TarWriter.add) as one tar, sorted by name, to sink."""
-    tar = TarWriter(sink, mtime)
-    tar.add(entries)
-    tar.close()
 
 
 class _Batch:
