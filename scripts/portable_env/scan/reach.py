@@ -167,15 +167,15 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     modules and packages, not under settings branches (a backend loaded
     only when a setting picks it).
     """
-    by_name: dict[str, str] = {}
-    canonical: dict[str, str] = {}
+    g = _Graph(graph)
     for rel in graph:
         names = module_names(root, dirs, rel)
         if not names:
             continue
-        canonical[rel] = names[0]
+        g.canonical[rel] = names[0]
         for n in names:
-            by_name.setdefault(n, rel)
+            g.by_name.setdefault(n, rel)
+    canonical = g.canonical
     todo = [
         rel
         for rel, name in canonical.items()
@@ -184,12 +184,12 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     todo += [rel for rel in graph if rel not in canonical]
     # public modules run as programs (`python -m pkg.tool`, console scripts)
     todo += [rel for rel, m in graph.items() if m.script and rel in canonical and not _private(canonical[rel])]
-    seen = _closure(todo, graph, canonical, by_name, eager=False)
+    seen = g.closure(todo, eager=False)
     # modules reached only through settings branches (`if backend() == "jax": from .jax import *`)
-    picked = seen - _closure(todo, graph, canonical, by_name, eager=False, soft=False)
-    eager = _closure([rel for rel in graph if "." not in canonical.get(rel, "")], graph, canonical, by_name, eager=True)
+    picked = seen - g.closure(todo, eager=False, soft=False)
+    eager = g.closure([rel for rel in graph if "." not in canonical.get(rel, "")], eager=True)
     # a package module with a `__main__` block that the package's other modules import is library code too
-    imported = {hit for rel in seen for hit in _targets(rel, graph, canonical, by_name, eager=False) if hit != rel}
+    imported = {hit for rel in seen for hit in g.targets(rel, eager=False) if hit != rel}
     for rel, m in graph.items():
         package = "__init__.py" in dirs.get((root / rel).parent, ())
         for u in m.uses:
@@ -202,62 +202,56 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
                 u.soft = True  # a backend module: its imports matter only when a setting picks it
 
 
-def _closure(
-    todo: list[str],
-    graph: dict[str, Module],
-    canonical: dict[str, str],
-    by_name: dict[str, str],
-    eager: bool,
-    soft: bool = True,
-) -> set[str]:
-    """Files reached from `todo` through the project's own imports (only
-    module-level ones that always run if `eager`; not through imports under
-    settings branches unless `soft`)."""
-    todo = list(todo)
-    seen = set(todo)
-    while todo:
-        for hit in _targets(todo.pop(), graph, canonical, by_name, eager, soft):
-            if hit not in seen:
-                seen.add(hit)
-                todo.append(hit)
-    return seen
+@dataclass
+class _Graph:
+    """The project's modules (file -> Module), each file's dotted name, and
+    the file of every name a file is importable as."""
 
+    modules: dict[str, Module]
+    canonical: dict[str, str] = field(default_factory=dict)  # file -> its dotted name
+    by_name: dict[str, str] = field(default_factory=dict)  # dotted name -> file
 
-def _targets(
-    rel: str,
-    graph: dict[str, Module],
-    canonical: dict[str, str],
-    by_name: dict[str, str],
-    eager: bool,
-    soft: bool = True,
-) -> Iterator[str]:
-    """The project's files that module `rel` imports (see _closure); a
-    dotted import also loads its parent packages."""
-    m = graph[rel]
-    relative = m.relative
-    name = canonical.get(rel, "")
-    pkg = name.split(".") if rel.endswith("__init__.py") else name.split(".")[:-1]
-    if eager:
-        # a module loaded under a settings branch (`if backend() == "jax":`) loads only when picked
-        targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
-        relative = [r for r in relative if r[3]]
-    else:
-        targets = [t for t in m.strings if not t.startswith(".")]
-        targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
-        if not soft:
-            relative = [r for r in relative if r not in m.soft_relative]
-        relative = relative + [
-            (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
-        ]
-    for level, mod, names, _eager in relative:
-        base = pkg[: len(pkg) - (level - 1)] if level - 1 <= len(pkg) else []
-        if mod:
-            base = base + mod.split(".")
-        targets.append(".".join(base))
-        targets.extend(".".join([*base, n]) for n in names if n != "*")
-    for t in targets:
-        parts = t.split(".")
-        for i in range(1, len(parts) + 1):
-            hit = by_name.get(".".join(parts[:i]))
-            if hit:
-                yield hit
+    def closure(self, todo: list[str], eager: bool, soft: bool = True) -> set[str]:
+        """Files reached from `todo` through the project's own imports (only
+        module-level ones that always run if `eager`; not through imports under
+        settings branches unless `soft`)."""
+        todo = list(todo)
+        seen = set(todo)
+        while todo:
+            for hit in self.targets(todo.pop(), eager, soft):
+                if hit not in seen:
+                    seen.add(hit)
+                    todo.append(hit)
+        return seen
+
+    def targets(self, rel: str, eager: bool, soft: bool = True) -> Iterator[str]:
+        """The project's files that module `rel` imports (see closure); a
+        dotted import also loads its parent packages."""
+        m = self.modules[rel]
+        relative = m.relative
+        name = self.canonical.get(rel, "")
+        pkg = name.split(".") if rel.endswith("__init__.py") else name.split(".")[:-1]
+        if eager:
+            # a module loaded under a settings branch (`if backend() == "jax":`) loads only when picked
+            targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
+            relative = [r for r in relative if r[3]]
+        else:
+            targets = [t for t in m.strings if not t.startswith(".")]
+            targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
+            if not soft:
+                relative = [r for r in relative if r not in m.soft_relative]
+            relative = relative + [
+                (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
+            ]
+        for level, mod, names, _eager in relative:
+            base = pkg[: len(pkg) - (level - 1)] if level - 1 <= len(pkg) else []
+            if mod:
+                base = base + mod.split(".")
+            targets.append(".".join(base))
+            targets.extend(".".join([*base, n]) for n in names if n != "*")
+        for t in targets:
+            parts = t.split(".")
+            for i in range(1, len(parts) + 1):
+                hit = self.by_name.get(".".join(parts[:i]))
+                if hit:
+                    yield hit
