@@ -234,3 +234,22 @@ def test_score_counts_misses_guarded_and_wrong_packages(tmp_path: Path, monkeypa
     assert r.truth == {"numpy", "ibis-framework", "scipy", "pandas"} and r.renamed == {"ibis": "ibis-framework"}
     assert "requests" not in r.imported, "test code is not scanned by default, nor read"
     assert (r.missed, r.guarded, r.wrong) == ({"ibis-framework", "scipy"}, {"pandas"}, {"ibis", "flask"})
+
+
+def test_pypi_names_are_their_conda_names_and_subpackages_are_not_distributions(tmp_path: Path) -> None:
+    """A declared PyPI name the generated map renames (arch -> arch-py, pyqt5 ->
+    pyqt) is the conda package the scan installs for its import; a dotted
+    import into a declared distribution (pydicom.data) is that distribution's
+    subpackage, not the declared distribution pydicom-data, while a dotted import
+    into a namespace (azure.storage.blob) is the distribution of that name."""
+    assert corpus.norm("arch") == corpus.norm("arch-py") and corpus.norm("PyQt5") == corpus.norm("pyqt")
+    root = write_tree(
+        tmp_path / "me" / "repo",
+        {
+            "requirements.txt": "arch\npydicom\npydicom-data\nazure-storage-blob\n",
+            "a.py": "import arch.data\nfrom pydicom.data import get_testdata_file\nfrom azure.storage.blob import B\n",
+        },
+    )
+    r = score_repo("me/repo", root)
+    assert r.truth == {corpus.norm("arch"), "pydicom", "azure-storage-blob"}
+    assert r.missed == set() and r.wrong == set(), (r.missed, r.wrong)

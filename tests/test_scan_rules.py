@@ -374,6 +374,30 @@ def test_a_distribution_looked_up_by_name_must_be_installed(tmp_path: Path) -> N
     assert not {"tool", "not-from-metadata", "not_from_metadata"} & (res.required | res.on_demand | res.optional)
 
 
+def test_a_distribution_looked_up_in_a_package_function_is_needed_unless_it_may_fail(tmp_path: Path) -> None:
+    """A lookup by name is no lazy import: unguarded in a function of an inner
+    module (flake8 reads pyflakes' metadata when it lists its plugins) the
+    package is needed; the lookup in the handler of a failed one is its
+    fallback (the project under another name), optional."""
+    proj = write(
+        tmp_path,
+        {
+            "lint/__init__.py": "from lint.plugins import finder\n",
+            "lint/plugins/__init__.py": "",
+            "lint/plugins/finder.py": (
+                "import importlib.metadata\n\ndef plugins():\n"
+                "    return importlib.metadata.distribution('pyflakes').metadata\n\n"
+                "def deps():\n    try:\n        return importlib.metadata.requires('lint')\n"
+                "    except importlib.metadata.PackageNotFoundError:\n"
+                "        return importlib.metadata.requires('lint-skinny')\n"
+            ),
+        },
+    )
+    res = scan(proj)
+    assert "pyflakes" in res.required
+    assert "lint-skinny" not in res.required | res.on_demand
+
+
 def test_the_functions_of_a_top_level_package_init_are_its_api(tmp_path: Path) -> None:
     """A Sphinx extension's `def setup(app)` in mytheme/__init__.py runs
     whenever the package is used: its imports are required; a function of

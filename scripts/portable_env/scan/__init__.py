@@ -72,7 +72,8 @@ Rules:
   that function runs); `importlib.import_module("x")` /
   `__import__("x")` count, and so do distribution lookups by name
   (`importlib.metadata.version("x")`, `pkg_resources.require("x")`: they
-  fail without x; optional under a try), and so do dotted module paths into namespace
+  fail without x, also in functions of a package's modules: no lazy import;
+  optional under a try or in its handler, a fallback), and so do dotted module paths into namespace
   packages written as strings ('sphinxcontrib.jsmath' in an extension list),
   and the magics that import a package (`%load_ext x`, `%matplotlib widget`,
   `%%cython`: the table in portable_env.scan.magics), and modules run as

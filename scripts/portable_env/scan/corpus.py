@@ -30,9 +30,12 @@ Nothing under build/corpus/ is committed. Per source:
   minus its own modules; test code (conftest.py, tests/) is left out, as
   the scan leaves it out by default;
 - truth: the declared packages that the code imports (by name: the import
-  name is the package name, a known rename in SAME, or a dash-separated
+  name is the package name, a known rename in SAME or the generated import
+  map's PyPI -> conda table (arch is arch-py), or a dash-separated
   prefix or suffix of a declared name that is not declared itself, see
-  renamed_imports; a package the scan installs for such an import under
+  renamed_imports; a dotted import `a.b` is the namespace distribution
+  a-b unless `a` is itself declared (pydicom.data is pydicom's subpackage,
+  not pydicom-data); a package the scan installs for such an import under
   another name counts as wrong);
 - installed: what the scan installs by default (required + on_demand).
 
@@ -45,6 +48,7 @@ over |installed|. Micro-averaged over the sources.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -67,7 +71,7 @@ import yaml
 from portable_env.errors import UserError
 from portable_env.files import canon, is_test_path
 from portable_env.scan import scan
-from portable_env.scan.mapping import stdlib_names
+from portable_env.scan.mapping import GENERATED_MAPPING, load_layer, stdlib_names
 
 # Same package under several names (PyPI, conda-forge, the import name).
 SAME = [
@@ -112,9 +116,18 @@ SDIST_RE = re.compile(r"pypi:([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9][A-Za-z0-
 PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 
 
+@functools.cache
+def pypi_renames() -> dict[str, str]:
+    """PyPI name -> conda name: the generated map's table (whl2conda's), the one
+    the scan's own fallback uses (arch -> arch-py, pyqt5 -> pyqt)."""
+    layer = load_layer(GENERATED_MAPPING, "generated", False)
+    return {canon(k): canon(v) for k, v in layer.renames.items()}
+
+
 def norm(name: str) -> str:
-    """One name per package."""
+    """One name per package: a PyPI name is taken as its conda name, then SAME."""
     n = canon(name)
+    n = pypi_renames().get(n, n)
     return ALIAS.get(n, n)
 
 
@@ -442,6 +455,7 @@ def score_repo(name: str, root: Path, dist: str | None = None) -> Repo:
     """Scan one cached source and score it; `dist` is the distribution an sdist's examples use."""
     r = Repo(name, [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()])
     own = own_modules(root)
+    raw: set[str] = set()  # imported_names of every code file
     if dist:
         r.declared.add(norm(dist))
     for rel in r.files:
@@ -449,7 +463,10 @@ def score_repo(name: str, root: Path, dist: str | None = None) -> Repo:
         if is_env_file(rel, dist is not None):
             r.declared |= declared_names(p)
         elif p.suffix in (".py", ".ipynb") and not is_test_path(Path(rel)):  # not scanned by default either
-            r.imported |= {norm(n) for n in imported_names(p.read_text(errors="replace")) if n.split("-")[0] not in own}
+            raw |= {n for n in imported_names(p.read_text(errors="replace")) if n.split("-")[0] not in own}
+    # a dotted import into a declared distribution is its subpackage (pydicom.data is pydicom's), not
+    # the namespace distribution of that name (pydicom-data); only names from dotted imports have a dash
+    r.imported = {norm(n) for n in raw if "-" not in n or norm(n.split("-")[0]) not in r.declared}
     r.renamed = renamed_imports(r.declared, r.imported)
     r.truth = {d for d in r.declared if d in r.imported} | set(r.renamed.values())
     res = scan(root)

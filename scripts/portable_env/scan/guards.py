@@ -336,10 +336,12 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
         # the package imports late to load faster, not an extra (httpx's httpcore)
         late = {u.path for u in loaded if u.in_function and u.library and not is_integration(u, pkg)}
         core = len(late) >= LATE_MODULES and pkg not in guarded
+        # a lookup by name (version("x")) is no lazy import: it fails without x wherever it runs
         needed = [
             u
             for u in loaded
-            if not (u.in_function and u.library and not u.api and not core) and not is_integration(u, pkg)
+            if not (u.in_function and u.library and not u.api and not core and not u.dist)
+            and not is_integration(u, pkg)
         ]
         if needed:
             res.required.add(pkg)

@@ -114,7 +114,7 @@ class Scanner:
         self.uses: list[Use] = []
         self.depth = 0  # function nesting
         self.guards = 0  # try/except ImportError or availability-check nesting
-        self.tries = 0  # try blocks with a handler (any exception)
+        self.tries = 0  # try blocks with a handler (any exception), and handlers: a lookup there may fail
         self.dist_names: set[str] = set()  # `from importlib.metadata import version`
         self.soft = 0  # branches on settings / arguments / environment / a named module
         self.typing = 0  # `if TYPE_CHECKING:` nesting
@@ -297,8 +297,10 @@ class Scanner:
         # (tomllib/tomli style): the fallback's imports are then optional,
         # unless the stdlib name is known to be missing on the target.
         spare = bool(tried) and all(self._stdlib_ok(u.name) for u in tried)
+        self.tries += 1  # a lookup in a handler is the fallback of one that failed
         for h in s.handlers:
             self.body(h.body, optional or (spare and h in catching))
+        self.tries -= 1
         # `else:` runs only when the tried (optional) imports succeeded.
         self.body(s.orelse, optional or (fallback and not spare and any(u.optional for u in tried)))
         self.body(s.finalbody, optional)
