@@ -454,11 +454,17 @@ def test_nothing_parsable_or_no_python_files_is_an_error(tmp_path: Path) -> None
     empty = write(tmp_path / "empty", {"README.md": "hi\n"})
     _, err = find_deps(empty, rc=1)
     assert f"error: find-deps: {empty}: no .py or .ipynb files found" in err
-    only_tests = write(tmp_path / "t", {"tests/test_a.py": "import numpy\n"})
-    _, err = find_deps(only_tests, rc=1)
-    assert "--include-tests" in err
     _, err = find_deps(tmp_path / "missing", rc=1)
     assert "not a folder" in err
+
+
+def test_a_folder_of_only_test_code_is_scanned_as_the_code(tmp_path: Path) -> None:
+    """Nothing but test code (a test suite to run, a pytest plugin module
+    pytest_x.py): that is the code that runs, scanned with a note."""
+    only_tests = write(tmp_path / "t", {"tests/test_a.py": "import numpy\n", "pytest_rerun.py": "import packaging\n"})
+    doc, err = find_deps(only_tests)
+    assert doc["required"] == ["numpy", "packaging"]
+    assert "note: " in err and "are test code" in err
 
 
 def test_test_files_are_excluded_by_default_and_included_on_request(tmp_path: Path) -> None:

@@ -83,7 +83,8 @@ Rules:
   distributed) needs its parent's package too (dask-core);
 - test code (tests/, test/, testing/, _tests/, benchmarks/ folders,
   test_*.py, *_test.py, tests.py, conftest.py, pytest_*.py) is skipped unless
-  --include-tests / `include_tests: true`.
+  --include-tests / `include_tests: true`, or unless the folder holds nothing
+  else (a test suite to run, a pytest plugin module: scanned, with a note).
 """
 
 from __future__ import annotations
@@ -150,14 +151,12 @@ def scan(
     if not root.is_dir():
         raise UserError(f"{root}: not a folder; pass the folder of your Python files")
     sources, dirs, skipped_tests = select_sources(root, include_tests)
+    only_tests = not sources and skipped_tests > 0
+    if only_tests:  # nothing but test code (a test suite, a pytest plugin module): that is what runs
+        sources, dirs, _ = select_sources(root, True)
     if not sources:
-        hint = (
-            (f" ({skipped_tests} test files skipped: set `include_tests: true` or pass --include-tests to scan them)")
-            if skipped_tests
-            else ""
-        )
         raise UserError(
-            f"{root}: no .py or .ipynb files found{hint}; put the project's Python files (or notebooks) in this folder"
+            f"{root}: no .py or .ipynb files found; put the project's Python files (or notebooks) in this folder"
         )
     local = build_local_index(root, dirs)
     maps = load_mapping(imports or {}, mapping, mapping_given)
@@ -165,6 +164,12 @@ def scan(
     ctx = Context(Evaluator(python), stdlib, {n.split(".")[0] for n in maps.namespaces})
     parsed = parse_all(root, sources, ctx)
     res = Result(unparsed=parsed.unparsed)
+    if only_tests:
+        res.warn(
+            f"{root}: all {len(sources)} Python file(s) are test code (tests/, test_*.py, pytest_*.py, ...); "
+            f"scanned them as the project's code",
+            "note",
+        )
     if parsed.parsed == 0:
         raise UserError(
             f"{root}: none of the {len(sources)} Python files could be parsed "
