@@ -310,18 +310,23 @@ def test_a_package_module_with_a_main_block_that_the_package_imports_is_library_
 
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
     """`import _pytest` / `from _yaml import CParser`: a private top-level
-    module ships with the package of its public name (never "-pytest", which
-    no channel has); the project's own private modules stay local."""
+    module ships with the package of its public name, or of its name's first
+    word (never "-pytest", which no channel has); the project's own private
+    modules stay local."""
     proj = write(
         tmp_path,
         {
-            "lib/__init__.py": "import _pytest.config\nfrom _yaml import CParser\nimport _helpers\nimport _thread\n",
+            "lib/__init__.py": (
+                "import _pytest.config\nfrom _yaml import CParser\nimport _helpers\nimport _thread\n"
+                "from _plotly_utils.utils import PlotlyJSONEncoder\nimport _zqxw_private\n"
+            ),
             "lib/_helpers.py": "",
         },
     )
     res = scan(proj)
-    assert {"pytest", "pyyaml"} <= res.required
+    assert {"pytest", "pyyaml", "plotly"} <= res.required, "_plotly_utils: of its first word's package"
     assert not {p for p in res.required | res.unresolved if p.startswith("-") or "helpers" in p or "thread" in p}
+    assert "zqxw-private" in res.unresolved, "an unknown one is guessed without its underscore"
 
 
 def test_import_names_missing_from_the_generated_table_are_mapped(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ templates/import-map.generated.yml (scripts/gen-import-map, from
 depfinder's pinned conda-forge table) > the import name itself, which is
 then listed under `unresolved` and warned about. A private top-level
 module no layer knows is the package of its public name when a layer
-knows that (`_pytest` -> pytest, `_yaml` -> pyyaml).
+knows that (`_pytest` -> pytest, `_yaml` -> pyyaml), else of its first
+word (`_plotly_utils` -> plotly); never a name with a leading dash.
 
 Modules: sources (which files; the test-code rule), magics (notebook cells
 as Python, the magics that import a package), parse (the AST scanner, Use

@@ -375,9 +375,16 @@ class Resolver:
         if public != dotted and not dotted.startswith("__") and public:
             # a private top-level module ships with its public package (_pytest: pytest, _billiard: billiard)
             # (only when the public name is a known package: a guess would be one too)
+            prefix = "_" * (len(dotted) - len(public))
             pkg, key, layer_name = self._resolve(public)
             if layer_name != "identity":
-                return pkg, "_" * (len(dotted) - len(public)) + key, layer_name
+                return pkg, prefix + key, layer_name
+            top = public.split(".")[0]
+            word = top.split("_")[0]  # or of its first word's (_plotly_utils: plotly)
+            if word and word != top:
+                pkg, _key, layer_name = self._resolve(word)
+                if layer_name != "identity":
+                    return pkg, dotted.split(".")[0], layer_name
         parts = dotted.split(".")
         key = parts[0]
         for i in range(1, len(parts)):
@@ -385,7 +392,7 @@ class Resolver:
                 key = ".".join(parts[: i + 1])
             else:
                 break
-        guess = canon(key)
+        guess = canon(key.lstrip("_")) or canon(key)  # never "-plotly-utils": no channel has such a name
         return self.renames.get(guess, guess), key, "identity"
 
 
