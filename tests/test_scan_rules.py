@@ -332,9 +332,10 @@ def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> Non
 def test_import_names_missing_from_the_generated_table_are_mapped(tmp_path: Path) -> None:
     """Import names whose conda package is named otherwise and that the
     pinned table lacks (templates/import-map.yml): `proto` is proto-plus,
-    `osgeo` is gdal."""
-    res = scan(write(tmp_path, {"a.py": "import proto\nfrom osgeo import gdal\n"}))
-    assert res.required == {"proto-plus", "gdal"} and not res.unresolved
+    `osgeo` is gdal, `haiku` dm-haiku, `orbax.checkpoint` (a namespace) orbax-checkpoint."""
+    code = "import proto\nfrom osgeo import gdal\nimport haiku as hk\nimport orbax.checkpoint as ocp\n"
+    res = scan(write(tmp_path, {"a.py": code}))
+    assert res.required == {"proto-plus", "gdal", "dm-haiku", "orbax-checkpoint"} and not res.unresolved
 
 
 def test_a_module_named_after_what_it_imports_wraps_the_installed_package(tmp_path: Path) -> None:

@@ -104,6 +104,7 @@ SAME = [
     ("imbalanced-learn", "imblearn"),
     ("geoviews", "geoviews-core"),
     ("duckdb", "python-duckdb"),
+    ("pvlib", "pvlib-python"),
 ]
 ALIAS = {canon(n): canon(g[0]) for g in SAME for n in g}
 IMPORT_RE = re.compile(r"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import|import[ \t]+([A-Za-z_][\w., \t]*))", re.M)
