@@ -308,6 +308,37 @@ def test_a_package_module_with_a_main_block_that_the_package_imports_is_library_
     assert "wandb" in res.required, "a module only run as a program is application code"
 
 
+def test_plugins_found_by_listing_their_folder_are_loaded(tmp_path: Path) -> None:
+    """A package that loads every module of its folder (pkgutil.iter_modules(__path__),
+    register_plugins(linter, dirname(__file__)), a listing of its folder with
+    import_module) reaches them all: their imports are needed. Reading a data
+    file beside the module loads no module."""
+    proj = write(
+        tmp_path,
+        {
+            "app/__init__.py": "from app import plugins, checkers, data\n",
+            "app/plugins/__init__.py": (
+                "import importlib, pkgutil\n"
+                "for m in pkgutil.iter_modules(__path__):\n    importlib.import_module(f'{__name__}.{m.name}')\n"
+            ),
+            "app/plugins/slack.py": "import slack_sdk\n",
+            "app/checkers/__init__.py": (
+                "import os\nfrom app.util import register_plugins\n\ndef initialize(linter):\n"
+                "    register_plugins(linter, os.path.dirname(__file__))\n"
+            ),
+            "app/checkers/spelling.py": "import enchant\n",
+            "app/util.py": "def register_plugins(linter, folder):\n    pass\n",
+            "app/data/__init__.py": (
+                "import json, os\nTABLE = json.load(open(os.path.join(os.path.dirname(__file__), 't.json')))\n"
+            ),
+            "app/data/extra.py": "import h5py\n",
+        },
+    )
+    res = scan(proj)
+    assert {"slack-sdk", "enchant"} <= res.required, res.required
+    assert "h5py" in res.optional and "h5py" not in res.required | res.on_demand
+
+
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
     """`import _pytest` / `from _yaml import CParser`: a private top-level
     module ships with the package of its public name, or of its name's first

@@ -55,9 +55,11 @@ Rules:
   as programs (`if __name__ == "__main__":`); followed through the
   project's own imports, also in functions, '.module' strings
   (import_module(".mod", __name__) lazy exports), the TYPE_CHECKING imports
-  of a module with a module-level __getattr__ (PEP 562 lazy exports) and
-  'pkg.mod.Name' / 'pkg.mod:attr' strings): backends and plugins loaded by
-  name, developer scripts;
+  of a module with a module-level __getattr__ (PEP 562 lazy exports),
+  'pkg.mod.Name' / 'pkg.mod:attr' strings and every module of a folder
+  that its own module loads by listing it (`pkgutil.iter_modules(__path__)`,
+  `register_plugins(linter, dirname(__file__))`)): backends and plugins
+  loaded by name, developer scripts;
 - on demand (not needed to load the code, installed unless
   `install_on_demand: false`): imports only inside function bodies of a
   package's inner modules (a module in a folder with __init__.py; one

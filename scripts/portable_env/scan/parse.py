@@ -58,6 +58,12 @@ UNSAFE_TO_IMPORT = {
 DOTTED_STR_RE = re.compile(rb"['\"]([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?::[A-Za-z_][\w.]*)?['\"]")
 MAIN_GUARD_RE = re.compile(rb"^if\s+__name__\s*==\s*['\"]__main__['\"]\s*:", re.MULTILINE)
 RELATIVE_STR_RE = re.compile(rb"['\"](\.+[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)['\"]")
+# Calls that load the modules of a folder given as __path__ / __file__
+# (pkgutil.iter_modules(__path__), register_plugins(linter, dirname(__file__))),
+# and folder listings that do so when the module also imports by computed name.
+FOLDER_LOADERS = ("iter_modules", "walk_packages", "plugin", "register", "discover", "autoload")
+FOLDER_LISTINGS = ("listdir", "scandir", "iterdir", "glob", "walk")
+COMPUTED_IMPORTS = (b"import_module", b"__import__", b"spec_from_file_location", b"load_module", b"exec_module")
 
 # A relative import: (level, module, names, always run when the module loads)
 Relative = tuple[int, str, list[str], bool]
@@ -450,6 +456,29 @@ class Module:
     strings: list[str]  # module names written as strings ('pkg.mod.Name', '.mod')
     script: bool  # run as a program (`if __name__ == "__main__":`, __main__.py)
     soft_relative: list[Relative] = field(default_factory=list)  # relative imports under settings branches
+    loads_folder: bool = False  # loads every module of its own folder (plugins discovered by listing it)
+
+
+def loads_own_folder(tree: ast.Module, data: bytes) -> bool:
+    """The module loads the modules of its own folder by computed names:
+    `pkgutil.iter_modules(__path__)`, `register_plugins(linter,
+    os.path.dirname(__file__))`, or a listing of `Path(__file__).parent` in
+    a module that imports by computed name (import_module)."""
+    if b"__path__" not in data and b"__file__" not in data:
+        return False
+    listing_ok = any(tok in data for tok in COMPUTED_IMPORTS)
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.Call):
+            continue
+        name = g.dotted(n.func).rsplit(".", 1)[-1].lower()
+        if not (any(w in name for w in FOLDER_LOADERS) or (listing_ok and any(w in name for w in FOLDER_LISTINGS))):
+            continue
+        parts: list[ast.AST] = [*n.args, *(k.value for k in n.keywords)]
+        if isinstance(n.func, ast.Attribute):
+            parts.append(n.func.value)  # Path(__file__).parent.glob("*.py")
+        if any(isinstance(m, ast.Name) and m.id in ("__path__", "__file__") for a in parts for m in ast.walk(a)):
+            return True
+    return False
 
 
 @dataclass
@@ -497,7 +526,7 @@ def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
             relative = relative + sc.typing_relative
             strings = strings + [u.name for u in sc.uses if u.typing]
         script = bool(MAIN_GUARD_RE.search(data)) or p.name == "__main__.py"
-        out.modules[rel] = Module(sc.uses, relative, strings, script, sc.soft_relative)
+        out.modules[rel] = Module(sc.uses, relative, strings, script, sc.soft_relative, loads_own_folder(tree, data))
         out.uses.extend(sc.uses)
     return out
 

@@ -159,8 +159,9 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     that are not packages: scripts, a flat project; a package's
     __init__.py), public modules PUBLIC_DEPTH deep (pkg.cli), __main__.py
     files and public modules run as programs. From them, follow the
-    project's own imports (absolute and relative, in function bodies too)
-    and 'pkg.mod.Name' string literals (plugins named in settings). Modules
+    project's own imports (absolute and relative, in function bodies too),
+    'pkg.mod.Name' string literals (plugins named in settings) and the
+    modules of a folder a module of it loads by listing it. Modules
     never reached (backends and plugins loaded by computed names, developer
     scripts inside a package) only matter when a user picks them: their
     imports are optional. Eager: module-level imports from the top-level
@@ -210,6 +211,7 @@ class _Graph:
     modules: dict[str, Module]
     canonical: dict[str, str] = field(default_factory=dict)  # file -> its dotted name
     by_name: dict[str, str] = field(default_factory=dict)  # dotted name -> file
+    _folders: dict[str, list[str]] | None = None  # folder -> its modules and subpackages (in_folder)
 
     def closure(self, todo: list[str], eager: bool, soft: bool = True) -> set[str]:
         """Files reached from `todo` through the project's own imports (only
@@ -255,3 +257,17 @@ class _Graph:
                 hit = self.by_name.get(".".join(parts[:i]))
                 if hit:
                     yield hit
+        if m.loads_folder and not eager:  # plugins found by listing the folder: its modules and packages
+            folder = rel.rpartition("/")[0]
+            yield from self.in_folder(folder)
+
+    def in_folder(self, folder: str) -> list[str]:
+        """The modules of a folder and the __init__.py of its subpackages."""
+        if self._folders is None:
+            self._folders = defaultdict(list)
+            for f in self.modules:
+                d, _, name = f.rpartition("/")
+                self._folders[d].append(f)
+                if name == "__init__.py":
+                    self._folders[d.rpartition("/")[0]].append(f)
+        return self._folders.get(folder, [])
