@@ -64,6 +64,9 @@ RELATIVE_STR_RE = re.compile(rb"['\"](\.+[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)['\"]")
 FOLDER_LOADERS = ("iter_modules", "walk_packages", "plugin", "register", "discover", "autoload")
 FOLDER_LISTINGS = ("listdir", "scandir", "iterdir", "glob", "walk")
 COMPUTED_IMPORTS = (b"import_module", b"__import__", b"spec_from_file_location", b"load_module", b"exec_module")
+FOLDER_WORDS_RE = re.compile(
+    rb"(?i)" + b"|".join(w.encode() for w in FOLDER_LOADERS) + rb"|\b(?:" + b"|".join(w.encode() for w in FOLDER_LISTINGS) + rb")\("
+)
 
 # A relative import: (level, module, names, always run when the module loads)
 Relative = tuple[int, str, list[str], bool]
@@ -464,7 +467,7 @@ def loads_own_folder(tree: ast.Module, data: bytes) -> bool:
     `pkgutil.iter_modules(__path__)`, `register_plugins(linter,
     os.path.dirname(__file__))`, or a listing of `Path(__file__).parent` in
     a module that imports by computed name (import_module)."""
-    if b"__path__" not in data and b"__file__" not in data:
+    if (b"__path__" not in data and b"__file__" not in data) or not FOLDER_WORDS_RE.search(data):
         return False
     listing_ok = any(tok in data for tok in COMPUTED_IMPORTS)
     for n in ast.walk(tree):
