@@ -65,7 +65,8 @@ FOLDER_LOADERS = ("iter_modules", "walk_packages", "plugin", "register", "discov
 FOLDER_LISTINGS = ("listdir", "scandir", "iterdir", "glob", "walk")
 COMPUTED_IMPORTS = (b"import_module", b"__import__", b"spec_from_file_location", b"load_module", b"exec_module")
 FOLDER_WORDS_RE = re.compile(
-    rb"(?i)" + b"|".join(w.encode() for w in FOLDER_LOADERS) + rb"|\b(?:" + b"|".join(w.encode() for w in FOLDER_LISTINGS) + rb")\("
+    rb"(?i)%s|\b(?:%s)\("
+    % (b"|".join(w.encode() for w in FOLDER_LOADERS), b"|".join(w.encode() for w in FOLDER_LISTINGS))
 )
 
 # A relative import: (level, module, names, always run when the module loads)
