@@ -339,6 +339,31 @@ def test_plugins_found_by_listing_their_folder_are_loaded(tmp_path: Path) -> Non
     assert "h5py" in res.optional and "h5py" not in res.required | res.on_demand
 
 
+def test_a_module_given_to_a_lazy_loader_loads_on_first_use(tmp_path: Path) -> None:
+    """`tf = LazyModule("tensorflow")` / `LazyLoader(...)` / `_LazyImport("torch")`
+    import the module on first use: needed by a script, on demand in a package's
+    inner module (a dotted namespace path too); `lazy_gettext("Name")` is a
+    translation, not a module."""
+    proj = write(
+        tmp_path,
+        {
+            "run.py": "from lazy import LazyModule\ntf = LazyModule('tensorflow')\n",
+            "lib/__init__.py": "from lib import utils\n",
+            "lib/utils.py": (
+                "from lib._lazy import _LazyImport, lazy_gettext\n"
+                "torch = _LazyImport('torch')\nocp = _LazyImport('google.cloud.storage')\n"
+                "label = lazy_gettext('Name')\n"
+            ),
+            "lib/_lazy.py": "",
+            "lazy.py": "",
+        },
+    )
+    res = scan(proj)
+    assert "tensorflow" in res.required
+    assert {"pytorch", "google-cloud-storage"} <= res.on_demand, res.on_demand
+    assert not {"name", "Name"} & (res.required | res.on_demand | res.optional | res.unresolved)
+
+
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
     """`import _pytest` / `from _yaml import CParser`: a private top-level
     module ships with the package of its public name, or of its name's first

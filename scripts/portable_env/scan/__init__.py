@@ -73,7 +73,9 @@ Rules:
 - required: every other import, also inside function bodies of scripts,
   notebooks and top-level modules (a lazy import is still needed when
   that function runs); `importlib.import_module("x")` /
-  `__import__("x")` count, and so do distribution lookups by name
+  `__import__("x")` count, and so do lazy loaders (`LazyModule("x")`,
+  `_LazyImport("x")`: as an import in a function, on demand in a package's
+  inner module), and so do distribution lookups by name
   (`importlib.metadata.version("x")`, `pkg_resources.require("x")`: they
   fail without x, also in functions of a package's modules: no lazy import;
   optional under a try or in its handler, a fallback), and so do dotted module paths into namespace

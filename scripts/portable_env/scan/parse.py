@@ -30,7 +30,11 @@ DYNAMIC = (
     b"'-m",
     b'"-m',
     b" -m ",
+    b"azy",
 )
+# Calls that load the module they are given on first use (LazyModule, LazyLoader, lazy_import).
+# (Not lazy_gettext("Name"): a lazy translation.)
+LAZY_CALL_RE = re.compile(r"lazy_?(?:module|import|loader)|(?:module|import)_?lazy", re.IGNORECASE)
 # Calls that run a shell command given as a string (`os.system("python -m x")`).
 SHELL_CALL_RE = re.compile(
     r"(?:^|\.)(?:system|popen|run|call|check_call|check_output|Popen|getoutput|getstatusoutput)$"
@@ -168,15 +172,18 @@ class Scanner:
                 if u.name.split(".")[0].lower() in names:
                     u.soft = not u.optional
 
-    def add(self, name: str, line: int, optional: bool, signal: bool = False, dist: bool = False) -> None:
-        """Record an import of `name` at `line` (dist: a distribution lookup, in import-style spelling)."""
+    def add(
+        self, name: str, line: int, optional: bool, signal: bool = False, dist: bool = False, late: bool = False
+    ) -> None:
+        """Record an import of `name` at `line` (dist: a distribution lookup, in import-style spelling;
+        late: loaded on first use, as if in a function)."""
         if name and not name.startswith("."):
             self.uses.append(
                 Use(
                     name,
                     f"{self.where}:{line}",
                     optional,
-                    self.depth > 0,
+                    self.depth > 0 or late,
                     optional or self.guards > 0,
                     signal,
                     typing=self.typing > 0,
@@ -374,6 +381,8 @@ class Scanner:
                 self.add(name, n.lineno, optional)  # a real import
             elif f in ("importorskip", "find_spec", "find_loader", "import_module"):
                 self.add(name, n.lineno, True)  # imported if present
+            elif LAZY_CALL_RE.search(f):
+                self.add(name, n.lineno, optional, late=True)  # tf = LazyModule("tensorflow"): loaded on first use
             elif g.PROBE_RE.search(f):
                 self.add(name, n.lineno, True, signal=True)  # is_x_available("x")
 
@@ -412,18 +421,21 @@ class Scanner:
     def _module_strings(self, node: ast.AST, optional: bool) -> None:
         """'sphinxcontrib.jsmath' in a list or call: a module loaded by name
         (extension and plugin registries). Only dotted paths into a known
-        namespace package count."""
+        namespace package count. Given to a lazy loader (`LazyModule("orbax.checkpoint")`,
+        `lazy_import(...)`), it loads on first use, as an import in a function does."""
         for n in ast.walk(node):
+            late = False
             if isinstance(n, (ast.List, ast.Tuple, ast.Set)):
                 items = n.elts
             elif isinstance(n, ast.Call):
                 items = n.args
+                late = bool(LAZY_CALL_RE.search(g.dotted(n.func).rsplit(".", 1)[-1]))
             else:
                 continue
             for item in items:
                 text = g.const_str(item)
                 if text and "." in text and text.split(".")[0] in self.strings and g.MODULE_RE.fullmatch(text):
-                    self.add(text, item.lineno, optional)
+                    self.add(text, item.lineno, optional, late=late)
 
 
 def _command_text(node: ast.expr) -> str | None:
