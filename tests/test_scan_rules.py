@@ -364,6 +364,31 @@ def test_a_module_given_to_a_lazy_loader_loads_on_first_use(tmp_path: Path) -> N
     assert not {"name", "Name"} & (res.required | res.on_demand | res.optional | res.unresolved)
 
 
+def test_backends_named_in_a_registry_of_alternatives_are_picked_by_a_setting(tmp_path: Path) -> None:
+    """A dict of "name": "pkg.mod:Class" entries (kombu's TRANSPORT_ALIASES,
+    uvicorn's HTTP_PROTOCOLS) lists backends a setting picks: in a package,
+    modules reached only through it import optionally; its "auto"/"default"
+    entry is the one used when no setting names another."""
+    proj = write(
+        tmp_path,
+        {
+            "mq/__init__.py": "from mq.config import load\n",
+            "mq/config.py": (
+                "BACKENDS = {\n    'redis': 'mq.backends.redis_b:Backend',\n"
+                "    'mongo': 'mq.backends.mongo_b:Backend',\n    'auto': 'mq.backends.auto:Backend',\n}\n"
+                "def load(name='auto'):\n    return BACKENDS[name]\n"
+            ),
+            "mq/backends/__init__.py": "",
+            "mq/backends/redis_b.py": "import redis\n",
+            "mq/backends/mongo_b.py": "import pymongo\n",
+            "mq/backends/auto.py": "import requests\n",
+        },
+    )
+    res = scan(proj)
+    assert {"redis-py", "pymongo"} <= res.optional and not {"redis-py", "pymongo"} & res.required, res
+    assert "requests" in res.required
+
+
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
     """`import _pytest` / `from _yaml import CParser`: a private top-level
     module ships with the package of its public name, or of its name's first

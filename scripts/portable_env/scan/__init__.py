@@ -45,7 +45,9 @@ Rules:
   not demoted where other code imports it unguarded); under `if
   is_x_enabled()`, `if os.environ...`, `if use_x:` / `if with_x:` settings
   tests, under `if setting == "name":` branches
-  (a backend picked at run time; not `__name__`); under a test or in a
+  (a backend picked at run time; not `__name__`), and in modules reached
+  only through a registry of alternatives (a dict of two or more
+  `"name": "pkg.mod:Class"` entries, its "auto"/"default" entry aside); under a test or in a
   function hooked by a decorator that names the module (`if
   is_running_trio():`, `if "gevent" in mode:`, `@register_lazy("numba")`:
   runs only when that module is already in play; a bare `if yaml is None:`

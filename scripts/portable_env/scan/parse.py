@@ -60,6 +60,13 @@ UNSAFE_TO_IMPORT = {
 }
 # 'pkg.mod.Name' and 'pkg.mod:attr' (entry-point / ASGI app strings)
 DOTTED_STR_RE = re.compile(rb"['\"]([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?::[A-Za-z_][\w.]*)?['\"]")
+# "name": "pkg.mod:Attr" entries of a dict: a registry of alternatives picked by name
+# (kombu's TRANSPORT_ALIASES, uvicorn's HTTP_PROTOCOLS), when it has this many
+REGISTRY_MIN = 2
+REGISTRY_STR_RE = re.compile(
+    rb"['\"]([\w.+-]+)['\"]\s*:\s*['\"]([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?::[A-Za-z_][\w.]*)?['\"]"
+)
+REGISTRY_DEFAULTS = {b"auto", b"default"}  # the entry picked when no setting names one
 MAIN_GUARD_RE = re.compile(rb"^if\s+__name__\s*==\s*['\"]__main__['\"]\s*:", re.MULTILINE)
 RELATIVE_STR_RE = re.compile(rb"['\"](\.+[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)['\"]")
 # Calls that load the modules of a folder given as __path__ / __file__
@@ -473,6 +480,7 @@ class Module:
     script: bool  # run as a program (`if __name__ == "__main__":`, __main__.py)
     soft_relative: list[Relative] = field(default_factory=list)  # relative imports under settings branches
     loads_folder: bool = False  # loads every module of its own folder (plugins discovered by listing it)
+    registry: list[str] = field(default_factory=list)  # strings of a registry of alternatives (in strings)
 
 
 def loads_own_folder(tree: ast.Module, data: bytes) -> bool:
@@ -542,7 +550,13 @@ def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
             relative = relative + sc.typing_relative
             strings = strings + [u.name for u in sc.uses if u.typing]
         script = bool(MAIN_GUARD_RE.search(data)) or p.name == "__main__.py"
-        out.modules[rel] = Module(sc.uses, relative, strings, script, sc.soft_relative, loads_own_folder(tree, data))
+        entries = REGISTRY_STR_RE.findall(data) if b":" in data else []
+        registry = [v.decode() for k, v in entries if k.lower() not in REGISTRY_DEFAULTS]
+        if len(entries) < REGISTRY_MIN:
+            registry = []
+        out.modules[rel] = Module(
+            sc.uses, relative, strings, script, sc.soft_relative, loads_own_folder(tree, data), registry
+        )
         out.uses.extend(sc.uses)
     return out
 

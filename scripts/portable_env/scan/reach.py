@@ -238,7 +238,7 @@ class _Graph:
             targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
             relative = [r for r in relative if r[3]]
         else:
-            targets = [t for t in m.strings if not t.startswith(".")]
+            targets = [t for t in m.strings if not t.startswith(".") and (soft or t not in m.registry)]
             targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
             if not soft:
                 relative = [r for r in relative if r not in m.soft_relative]
