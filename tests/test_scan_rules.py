@@ -389,6 +389,29 @@ def test_backends_named_in_a_registry_of_alternatives_are_picked_by_a_setting(tm
     assert "requests" in res.required
 
 
+def test_a_module_imported_only_in_functions_needs_its_friendly_error_imports_late(tmp_path: Path) -> None:
+    """`try: import cartopy / except ImportError: raise ImportError("install
+    Cartopy")` in a module the package imports only inside a function
+    (`def add_borders(): from ._geo import x`): an optional dependency of
+    that function (the author anticipates its absence), not needed to load
+    the package; the same guard in a module loaded with the package is
+    needed to load it."""
+    guard = "try:\n    import {0}\nexcept ImportError as e:\n    raise ImportError('install {0}') from e\n"
+    proj = write(
+        tmp_path,
+        {
+            "plots/__init__.py": "from plots.figure import Figure\n",
+            "plots/figure.py": "from plots import _style\n\nclass Figure:\n    def add_borders(self):\n"
+            "        from plots._geo import borders\n        return borders()\n",
+            "plots/_geo.py": guard.format("cartopy") + "def borders():\n    pass\n",
+            "plots/_style.py": guard.format("cycler"),
+        },
+    )
+    res = scan(proj)
+    assert "cartopy" in res.optional | res.on_demand and "cartopy" not in res.required
+    assert "cycler" in res.required
+
+
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
     """`import _pytest` / `from _yaml import CParser`: a private top-level
     module ships with the package of its public name, or of its name's first

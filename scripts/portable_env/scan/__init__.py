@@ -42,7 +42,10 @@ Rules:
   scripts, notebooks and top-level modules run every path their user picks,
   so there these imports are required): imports inside function bodies of
   a package that the code guards as above somewhere else (guarded once is
-  not demoted where other code imports it unguarded); under `if
+  not demoted where other code imports it unguarded; a module the package
+  imports only inside functions counts as such a body for its guarded
+  imports: `def add_borders(): from ._geo import x`, whose `import
+  cartopy` raises a friendly ImportError); under `if
   is_x_enabled()`, `if os.environ...`, `if use_x:` / `if with_x:` settings
   tests, under `if setting == "name":` branches
   (a backend picked at run time; not `__name__`), and in modules reached

@@ -189,6 +189,8 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     # modules reached only through settings branches (`if backend() == "jax": from .jax import *`)
     picked = seen - g.closure(todo, eager=False, soft=False)
     eager = g.closure([rel for rel in graph if "." not in canonical.get(rel, "")], eager=True)
+    # modules that load only when a function imports them (`def add_borders(): from ._geo import x`)
+    late = seen - g.closure(todo, eager=True, strings=True)
     # a package module with a `__main__` block that the package's other modules import is library code too
     imported = {hit for rel in seen for hit in g.targets(rel, eager=False) if hit != rel}
     for rel, m in graph.items():
@@ -201,6 +203,10 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
             u.api = package and rel.endswith("__init__.py") and "." not in canonical.get(rel, ".")
             if rel in picked and not u.optional:
                 u.soft = True  # a backend module: its imports matter only when a setting picks it
+            if rel in late and u.library and u.guarded:
+                # a guarded import (a friendly ImportError) of a module that loads only when a
+                # function imports it: the optional dependency of that function, not of the package
+                u.in_function = True
 
 
 @dataclass
@@ -213,20 +219,21 @@ class _Graph:
     by_name: dict[str, str] = field(default_factory=dict)  # dotted name -> file
     _folders: dict[str, list[str]] | None = None  # folder -> its modules and subpackages (in_folder)
 
-    def closure(self, todo: list[str], eager: bool, soft: bool = True) -> set[str]:
+    def closure(self, todo: list[str], eager: bool, soft: bool = True, strings: bool = False) -> set[str]:
         """Files reached from `todo` through the project's own imports (only
-        module-level ones that always run if `eager`; not through imports under
-        settings branches unless `soft`)."""
+        module-level ones that always run if `eager`, and module names in
+        strings too if `strings`; not through imports under settings branches
+        unless `soft`)."""
         todo = list(todo)
         seen = set(todo)
         while todo:
-            for hit in self.targets(todo.pop(), eager, soft):
+            for hit in self.targets(todo.pop(), eager, soft, strings):
                 if hit not in seen:
                     seen.add(hit)
                     todo.append(hit)
         return seen
 
-    def targets(self, rel: str, eager: bool, soft: bool = True) -> Iterator[str]:
+    def targets(self, rel: str, eager: bool, soft: bool = True, strings: bool = False) -> Iterator[str]:
         """The project's files that module `rel` imports (see closure); a
         dotted import also loads its parent packages."""
         m = self.modules[rel]
@@ -237,6 +244,11 @@ class _Graph:
             # a module loaded under a settings branch (`if backend() == "jax":`) loads only when picked
             targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
             relative = [r for r in relative if r[3]]
+            if strings:  # loaded by name ('pkg.mod:Class', import_module(".mod", __name__))
+                targets += [t for t in m.strings if not t.startswith(".")]
+                relative = relative + [
+                    (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
+                ]
         else:
             targets = [t for t in m.strings if not t.startswith(".") and (soft or t not in m.registry)]
             targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
