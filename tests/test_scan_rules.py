@@ -412,6 +412,25 @@ def test_a_module_imported_only_in_functions_needs_its_friendly_error_imports_la
     assert "cycler" in res.required
 
 
+def test_an_import_error_kept_to_raise_later_is_no_fallback(tmp_path: Path) -> None:
+    """`except ImportError as e: invoke_import_error = e` keeps the error to
+    raise it where the module is used: the code needs it (paramiko's invoke);
+    a handler that also sets a fallback value stays optional."""
+    proj = write(
+        tmp_path,
+        {
+            "tool.py": (
+                "invoke, invoke_import_error = None, None\ntry:\n    import invoke\n"
+                "except ImportError as e:\n    invoke_import_error = e\n"
+                "try:\n    import lxml\nexcept ImportError as e:\n    lxml = None\n    err = e\n"
+            ),
+        },
+    )
+    res = scan(proj)
+    assert "invoke" in res.required
+    assert "lxml" in res.optional and "lxml" not in res.required
+
+
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
     """`import _pytest` / `from _yaml import CParser`: a private top-level
     module ships with the package of its public name, or of its name's first

@@ -34,6 +34,8 @@ Rules:
   files (_windows.py), setup.py/noxfile.py;
 - optional everywhere (an explicit ImportError-style guard with a
   fallback): imports in a `try:` whose `except ImportError` has a fallback
+  (not one that re-raises, nor one that only keeps the error to raise it
+  later: `except ImportError as e: invoke_error = e`)
   (also in a function called from such a `try:`), under `with try_import():`
   / `with suppress(ImportError):`, under `if HAS_X:` / `if x_available:` /
   `if find_spec("x")` tests, find_spec/importorskip literals, and in the

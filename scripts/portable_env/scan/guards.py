@@ -64,6 +64,19 @@ def ends_in_raise(body: list[ast.stmt]) -> bool:
     return bool(body) and isinstance(body[-1], ast.Raise)
 
 
+def no_fallback(h: ast.ExceptHandler) -> bool:
+    """A handler that re-raises, or keeps the error to raise it later (`except
+    ImportError as e: invoke_import_error = e`): the code needs the module."""
+    if ends_in_raise(h.body):
+        return True
+    kept = [st for st in h.body if not (isinstance(st, ast.Expr) and const_str(st.value) is not None)]
+    return (
+        bool(h.name)
+        and bool(kept)
+        and all(isinstance(st, ast.Assign) and isinstance(st.value, ast.Name) and st.value.id == h.name for st in kept)
+    )
+
+
 def const_str(node: ast.AST) -> str | None:
     """The value of a string literal, else None."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -272,7 +285,7 @@ def calls_under_import_guard(tree: ast.Module) -> dict[str, bool]:
         ]
         if not catching:
             continue
-        fallback = any(not ends_in_raise(h.body) for h in catching)
+        fallback = any(not no_fallback(h) for h in catching)
         for stmt in node.body:  # type: ignore[attr-defined]
             for n in ast.walk(stmt):
                 if isinstance(n, ast.Call):

@@ -308,7 +308,7 @@ class Scanner:
 
     def _try(self, s: ast.Try, optional: bool) -> None:
         catching = [h for h in s.handlers if any(n in g.CATCHES_IMPORT for n in g.type_names(h.type))]
-        fallback = any(not g.ends_in_raise(h.body) for h in catching)
+        fallback = any(not g.no_fallback(h) for h in catching)
         start = len(self.uses)
         self.guards += bool(catching)
         self.tries += bool(s.handlers)
