@@ -322,10 +322,12 @@ bench: channel ## Benchmark the pipeline against lower bounds -> build/bench/res
 	$(Q)scripts/bench --channel "file://$$(cd "$$CHANNEL_DIR" && pwd)" $${BENCH_ARGS}
 
 # scripts/score-corpus: the scan on real notebooks and scripts (sources in
-# tests/data/corpus-sources.txt, cached under build/corpus/; sdists fetched once).
+# tests/data/corpus-sources.txt, cached under build/corpus/; the held-out second
+# corpus in tests/data/corpus-sources-2.txt, under build/corpus2/; sdists fetched once).
 .PHONY: corpus
-corpus: $(TOOLS) ## Score the import scan on the application-code corpus (fetches the PyPI sdists once)
+corpus: $(TOOLS) ## Score the import scan on the two application-code corpora (fetches the PyPI sdists once)
 	$(Q)scripts/score-corpus --fetch
+	$(Q)scripts/score-corpus --fetch --sources tests/data/corpus-sources-2.txt --cache build/corpus2
 
 # --- All projects: create, list, pack each ------------------------------------
 # scripts/projects (stdlib only, so it runs before `make tools`) is the one

@@ -431,6 +431,29 @@ def test_an_import_error_kept_to_raise_later_is_no_fallback(tmp_path: Path) -> N
     assert "lxml" in res.optional and "lxml" not in res.required
 
 
+def test_a_package_that_loads_none_of_its_modules_is_loaded_by_name(tmp_path: Path) -> None:
+    """A plugin or theme package (mkdocs-material: an empty material/__init__.py,
+    material/plugins/blog/plugin.py loaded by mkdocs through the entry points
+    of its metadata) reaches none of its own modules: all of them load. A
+    package that reaches some keeps its unreached backends optional."""
+    proj = write(
+        tmp_path,
+        {
+            "theme/__init__.py": "",
+            "theme/plugins/__init__.py": "",
+            "theme/plugins/blog/__init__.py": "",
+            "theme/plugins/blog/plugin.py": "from mkdocs.plugins import BasePlugin\nimport paginate\n",
+            "host/__init__.py": "from host import core\n",
+            "host/core.py": "import requests\n",
+            "host/transport/__init__.py": "",
+            "host/transport/sqs.py": "import boto3\n",
+        },
+    )
+    res = scan(proj)
+    assert {"mkdocs", "paginate", "requests"} <= res.required, res.required
+    assert "boto3" in res.optional and "boto3" not in res.required
+
+
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
     """`import _pytest` / `from _yaml import CParser`: a private top-level
     module ships with the package of its public name, or of its name's first

@@ -65,8 +65,10 @@ Rules:
   of a module with a module-level __getattr__ (PEP 562 lazy exports),
   'pkg.mod.Name' / 'pkg.mod:attr' strings and every module of a folder
   that its own module loads by listing it (`pkgutil.iter_modules(__path__)`,
-  `register_plugins(linter, dirname(__file__))`)): backends and plugins
-  loaded by name, developer scripts;
+  `register_plugins(linter, dirname(__file__))`); a package that reaches
+  none of its own modules is a plugin or theme a host tool loads by name,
+  and all of it loads): backends and plugins loaded by name, developer
+  scripts;
 - on demand (not needed to load the code, installed unless
   `install_on_demand: false`): imports only inside function bodies of a
   package's inner modules (a module in a folder with __init__.py; one

@@ -161,7 +161,9 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     files and public modules run as programs. From them, follow the
     project's own imports (absolute and relative, in function bodies too),
     'pkg.mod.Name' string literals (plugins named in settings) and the
-    modules of a folder a module of it loads by listing it. Modules
+    modules of a folder a module of it loads by listing it; a package that
+    reaches none of its own modules is loaded by name (a plugin or theme
+    named in its metadata's entry points): all of it. Modules
     never reached (backends and plugins loaded by computed names, developer
     scripts inside a package) only matter when a user picks them: their
     imports are optional. Eager: module-level imports from the top-level
@@ -186,6 +188,12 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     # public modules run as programs (`python -m pkg.tool`, console scripts)
     todo += [rel for rel, m in graph.items() if m.script and rel in canonical and not _private(canonical[rel])]
     seen = g.closure(todo, eager=False)
+    # a package that reaches none of its own modules is loaded by name only (a plugin or
+    # theme that a host tool loads through the entry points of its metadata): all of it
+    plugins = g.unreached_packages(seen)
+    if plugins:
+        todo += plugins
+        seen = g.closure(todo, eager=False)
     # modules reached only through settings branches (`if backend() == "jax": from .jax import *`)
     picked = seen - g.closure(todo, eager=False, soft=False)
     eager = g.closure([rel for rel in graph if "." not in canonical.get(rel, "")], eager=True)
@@ -272,6 +280,20 @@ class _Graph:
         if m.loads_folder and not eager:  # plugins found by listing the folder: its modules and packages
             folder = rel.rpartition("/")[0]
             yield from self.in_folder(folder)
+
+    def unreached_packages(self, seen: set[str]) -> list[str]:
+        """The modules of every top-level package none of whose modules (but
+        its __init__.py files) `seen` holds."""
+        inside: dict[str, list[str]] = defaultdict(list)
+        for rel, name in self.canonical.items():
+            if "." in name:
+                inside[name.split(".")[0]].append(rel)
+        out = []
+        for top, rels in inside.items():
+            own = [r for r in rels if not r.endswith("__init__.py")]
+            if top in self.by_name and own and not any(r in seen for r in own):
+                out += rels
+        return out
 
     def in_folder(self, folder: str) -> list[str]:
         """The modules of a folder and the __init__.py of its subpackages."""
