@@ -500,7 +500,7 @@ def test_generated_mapping_renames_imports(tmp_path: Path) -> None:
     doc, _ = find_deps(proj)
     assert doc["required"] == ["attrs", "beautifulsoup4", "opencv", "python-dateutil",
                                "pytorch", "pyyaml", "pyzmq"]
-    assert doc["unresolved"] == ["pytorch"], "torch is an identity guess renamed PyPI -> conda"
+    assert doc["unresolved"] == [], "torch: the PyPI -> conda rename table knows it (pytorch), no guess"
 
 
 def test_settings_override_ignore_and_exclude(tmp_path: Path) -> None:

@@ -454,6 +454,16 @@ def test_a_package_that_loads_none_of_its_modules_is_loaded_by_name(tmp_path: Pa
     assert "boto3" in res.optional and "boto3" not in res.required
 
 
+def test_an_import_named_like_a_renamed_pypi_project_is_no_guess(tmp_path: Path) -> None:
+    """`import torch`: no import table lists it, but the PyPI -> conda rename
+    table does (torch is pytorch): a known package, not an unresolved guess
+    with a warning; an import no table knows still is one."""
+    res = scan(write(tmp_path, {"a.py": "import torch\nimport zqxw_unknown\n"}))
+    assert {"pytorch", "zqxw-unknown"} <= res.required
+    assert res.unresolved == {"zqxw-unknown"}
+    assert not [m for _k, m in res.warnings if "'torch'" in m]
+
+
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:
     """`import _pytest` / `from _yaml import CParser`: a private top-level
     module ships with the package of its public name, or of its name's first

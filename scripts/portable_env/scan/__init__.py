@@ -6,8 +6,10 @@ import name -> ["file:LINE", ...]) and `unparsed`; ``render`` writes it as
 YAML (build/<project>/deps.yml). Import names are mapped to conda packages
 in this order: settings `imports:` > templates/import-map.yml (--mapping) >
 templates/import-map.generated.yml (scripts/gen-import-map, from
-depfinder's pinned conda-forge table) > the import name itself, which is
-then listed under `unresolved` and warned about. A private top-level
+depfinder's pinned conda-forge table) > the import name as a PyPI name
+that the generated map's PyPI -> conda table renames (torch: pytorch) >
+the import name itself, which is then listed under `unresolved` and
+warned about. A private top-level
 module no layer knows is the package of its public name when a layer
 knows that (`_pytest` -> pytest, `_yaml` -> pyyaml), else of its first
 word (`_plotly_utils` -> plotly); never a name with a leading dash.

@@ -37,7 +37,10 @@ Nothing under build/corpus/ is committed. Per source:
   a-b unless `a` is itself declared (pydicom.data is pydicom's subpackage,
   not pydicom-data); a package the scan installs for such an import under
   another name counts as wrong);
-- installed: what the scan installs by default (required + on_demand).
+- installed: what the scan installs by default (required + on_demand);
+  guessed (reported, not scored): installed packages not declared that no
+  mapping layer knows, named after their import (the scan warns of each:
+  whether a conda package of that name exists is not checked offline).
 
 recall = |installed ∩ truth| / |truth| (truth the scan lists as optional,
 imported only under an ImportError guard with a fallback, is reported and
@@ -147,6 +150,7 @@ class Repo:
     wrong: set[str] = field(default_factory=set)
     renamed: dict[str, str] = field(default_factory=dict)  # import name -> the declared package of another name
     unparsed: int = 0  # files or cells the scan could not parse
+    guessed: set[str] = field(default_factory=set)  # installed under the import's own name, no layer knows it
 
 
 @dataclass
@@ -477,6 +481,8 @@ def score_repo(name: str, root: Path, dist: str | None = None) -> Repo:
     r.guarded = (r.truth - r.installed) & optional
     r.missed = r.truth - r.installed - r.guarded
     r.wrong = set()
+    # right when its import happens, but whether a package of that name exists is not checked
+    r.guessed = {norm(p) for p in res.unresolved & (res.required | res.on_demand)} - r.declared
     for pkg in res.required | res.on_demand:
         tops = {norm(k.split(".")[0]) for k in res.evidence.get(pkg, {})}
         if norm(pkg) in r.declared:
@@ -512,6 +518,7 @@ def score(sources: Path, cache: Path, fetch: bool = False) -> tuple[list[Repo], 
             f"missed={','.join(sorted(r.missed)) or '-'} wrong={','.join(sorted(r.wrong)) or '-'}"
             + (f" guarded={','.join(sorted(r.guarded))}" if r.guarded else "")
             + (f" unparsed={r.unparsed}" if r.unparsed else "")
+            + (f" guessed={','.join(sorted(r.guessed))}" if r.guessed else "")
         )
     truth = sum(len(r.truth) - len(r.guarded) for r in repos)
     hit = truth - sum(len(r.missed) for r in repos)
@@ -521,6 +528,7 @@ def score(sources: Path, cache: Path, fetch: bool = False) -> tuple[list[Repo], 
     precision = ok / inst if inst else 1.0
     lines.append(
         f"RESULT installed_recall={recall:.3f} precision={precision:.3f} sources={len(repos)} "
-        f"sdists={len(src.sdists)} files={sum(len(r.files) for r in repos)} truth={truth}"
+        f"sdists={len(src.sdists)} files={sum(len(r.files) for r in repos)} truth={truth} "
+        f"guessed={sum(len(r.guessed) for r in repos)}"
     )
     return repos, "\n".join(lines) + "\n"

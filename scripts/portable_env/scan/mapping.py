@@ -393,7 +393,9 @@ class Resolver:
             else:
                 break
         guess = canon(key.lstrip("_")) or canon(key)  # never "-plotly-utils": no channel has such a name
-        return self.renames.get(guess, guess), key, "identity"
+        if guess in self.renames:  # a PyPI name whose conda name the rename table knows (torch: pytorch)
+            return self.renames[guess], key, "renames"
+        return guess, key, "identity"
 
 
 @dataclass
