@@ -323,11 +323,12 @@ bench: channel ## Benchmark the pipeline against lower bounds -> build/bench/res
 
 # scripts/score-corpus: the scan on real notebooks and scripts (sources in
 # tests/data/corpus-sources.txt, cached under build/corpus/; the held-out second
-# corpus in tests/data/corpus-sources-2.txt, under build/corpus2/; sdists fetched once).
+# and third corpora in tests/data/corpus-sources-N.txt, under build/corpusN/;
+# sdists fetched once, GitHub files cached by hand).
 .PHONY: corpus
-corpus: $(TOOLS) ## Score the import scan on the two application-code corpora (fetches the PyPI sdists once)
+corpus: $(TOOLS) ## Score the import scan on the three application-code corpora (fetches the PyPI sdists once)
 	$(Q)scripts/score-corpus --fetch
-	$(Q)scripts/score-corpus --fetch --sources tests/data/corpus-sources-2.txt --cache build/corpus2
+	$(Q)for n in 2 3; do scripts/score-corpus --fetch --sources "tests/data/corpus-sources-$$n.txt" --cache "build/corpus$$n"; done
 
 # --- All projects: create, list, pack each ------------------------------------
 # scripts/projects (stdlib only, so it runs before `make tools`) is the one
