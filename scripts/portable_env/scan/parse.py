@@ -550,7 +550,7 @@ def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
             relative = relative + sc.typing_relative
             strings = strings + [u.name for u in sc.uses if u.typing]
         script = bool(MAIN_GUARD_RE.search(data)) or p.name == "__main__.py"
-        entries = REGISTRY_STR_RE.findall(data) if b":" in data else []
+        entries = REGISTRY_STR_RE.findall(data)
         registry = [v.decode() for k, v in entries if k.lower() not in REGISTRY_DEFAULTS]
         if len(entries) < REGISTRY_MIN:
             registry = []

@@ -193,7 +193,7 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     plugins = g.unreached_packages(seen)
     if plugins:
         todo += plugins
-        seen = g.closure(todo, eager=False)
+        seen |= g.closure(plugins, eager=False)
     # modules reached only through settings branches (`if backend() == "jax": from .jax import *`)
     picked = seen - g.closure(todo, eager=False, soft=False)
     eager = g.closure([rel for rel in graph if "." not in canonical.get(rel, "")], eager=True)
