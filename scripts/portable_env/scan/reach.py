@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portable_env.scan.parse import Module
+from portable_env.scan.parse import Module, Relative
 
 # Public modules this deep (pkg.mod: 2) are entry points of a package: users
 # import them directly (pkg.cli, pkg.aio, pkg.testing).
@@ -248,23 +248,24 @@ class _Graph:
         relative = m.relative
         name = self.canonical.get(rel, "")
         pkg = name.split(".") if rel.endswith("__init__.py") else name.split(".")[:-1]
+        # modules loaded by name: 'pkg.mod:Class' and '.mod' (import_module(".mod", __name__)) strings
+        named = [t for t in m.strings if not t.startswith(".")]
+        named_relative: list[Relative] = [
+            (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
+        ]
         if eager:
             # a module loaded under a settings branch (`if backend() == "jax":`) loads only when picked
             targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
             relative = [r for r in relative if r[3]]
-            if strings:  # loaded by name ('pkg.mod:Class', import_module(".mod", __name__))
-                targets += [t for t in m.strings if not t.startswith(".")]
-                relative = relative + [
-                    (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
-                ]
+            if strings:
+                targets += named
+                relative = relative + named_relative
         else:
-            targets = [t for t in m.strings if not t.startswith(".") and (soft or t not in m.registry)]
+            targets = [t for t in named if soft or t not in m.registry]
             targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
             if not soft:
                 relative = [r for r in relative if r not in m.soft_relative]
-            relative = relative + [
-                (len(t) - len(t.lstrip(".")), t.lstrip("."), [], False) for t in m.strings if t.startswith(".")
-            ]
+            relative = relative + named_relative
         for level, mod, names, _eager in relative:
             base = pkg[: len(pkg) - (level - 1)] if level - 1 <= len(pkg) else []
             if mod:
