@@ -483,6 +483,16 @@ class Module:
     registry: list[str] = field(default_factory=list)  # strings of a registry of alternatives (in strings)
 
 
+def registry_strings(data: bytes) -> list[str]:
+    """The module names of a registry of alternatives in the module's text (a
+    dict of REGISTRY_MIN or more "name": "pkg.mod:Class" entries), but the
+    entry used when no setting names one ("auto", "default")."""
+    entries = REGISTRY_STR_RE.findall(data)
+    if len(entries) < REGISTRY_MIN:
+        return []
+    return [v.decode() for k, v in entries if k.lower() not in REGISTRY_DEFAULTS]
+
+
 def loads_own_folder(tree: ast.Module, data: bytes) -> bool:
     """The module loads the modules of its own folder by computed names:
     `pkgutil.iter_modules(__path__)`, `register_plugins(linter,
@@ -550,12 +560,8 @@ def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
             relative = relative + sc.typing_relative
             strings = strings + [u.name for u in sc.uses if u.typing]
         script = bool(MAIN_GUARD_RE.search(data)) or p.name == "__main__.py"
-        entries = REGISTRY_STR_RE.findall(data)
-        registry = [v.decode() for k, v in entries if k.lower() not in REGISTRY_DEFAULTS]
-        if len(entries) < REGISTRY_MIN:
-            registry = []
         out.modules[rel] = Module(
-            sc.uses, relative, strings, script, sc.soft_relative, loads_own_folder(tree, data), registry
+            sc.uses, relative, strings, script, sc.soft_relative, loads_own_folder(tree, data), registry_strings(data)
         )
         out.uses.extend(sc.uses)
     return out
