@@ -638,3 +638,17 @@ def test_a_package_imported_late_in_several_modules_is_needed(tmp_path: Path) ->
     res = scan(proj)
     assert "httpcore" in res.required
     assert {"certifi", "h5py"} <= res.on_demand and "h2" not in res.required
+
+
+def test_a_guard_in_vendored_code_does_not_demote_the_hosts_imports(tmp_path: Path) -> None:
+    """A vendored copy (pkg/vendor/pympler/) that guards numpy says what its
+    authors chose, not what the host package needs: the host's own lazy
+    imports of numpy stay on demand, where a guard of the host's would make
+    them optional."""
+    vendored = "try:\n    import numpy\nexcept ImportError:\n    numpy = None\n"
+    lazy = "def to_frame():\n    import numpy\n    return numpy.zeros(1)\n"
+    tree = {"app/__init__.py": "from app import frames\n", "app/frames.py": lazy}
+    res = scan(write(tmp_path / "v", {**tree, "app/vendor/pympler/asizeof.py": vendored}))
+    assert "numpy" in res.on_demand, "guarded only in vendored code: the host's lazy import is on demand"
+    res = scan(write(tmp_path / "h", {**tree, "app/sizes.py": vendored}))
+    assert "numpy" in res.optional, "guarded in the host's own code: optional"

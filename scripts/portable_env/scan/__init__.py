@@ -46,8 +46,9 @@ Rules:
   scripts, notebooks and top-level modules run every path their user picks,
   so there these imports are required): imports inside function bodies of
   a package that the code guards as above somewhere else (guarded once is
-  not demoted where other code imports it unguarded; a module the package
-  imports only inside functions counts as such a body for its guarded
+  not demoted where other code imports it unguarded; a guard in vendored
+  code, vendor/pympler guarding numpy, says nothing of the host's
+  imports; a module the package imports only inside functions counts as such a body for its guarded
   imports: `def add_borders(): from ._geo import x`, whose `import
   cartopy` raises a friendly ImportError); under `if
   is_x_enabled()`, `if os.environ...`, `if use_x:` / `if with_x:` settings
@@ -126,7 +127,7 @@ from portable_env.scan.mapping import (
 from portable_env.scan.output import Result, render
 from portable_env.scan.parse import Context, Use
 from portable_env.scan.pool import parse_all
-from portable_env.scan.reach import build_local_index, mark_reachability
+from portable_env.scan.reach import build_local_index, is_vendored, mark_reachability
 from portable_env.scan.sources import is_test_path, select_sources
 
 __all__ = [
@@ -213,8 +214,8 @@ def scan(
             continue  # a sibling module imported Python-2 style, or the project's own namespace folder
         if not pkg or canon(pkg) in excluded or u.typing:
             continue  # ignored by a mapping (""), excluded, or annotations only
-        if u.guarded or (u.soft and u.package):
-            guarded.add(pkg)
+        if (u.guarded or (u.soft and u.package)) and not is_vendored(u.path):
+            guarded.add(pkg)  # a vendored copy's guard is its authors' choice, not the host's
         if u.signal:
             continue
         if layer == "generated" and key in maps.generated.ambiguous:

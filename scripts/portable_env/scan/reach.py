@@ -30,6 +30,11 @@ VENDOR_DIRS = {
 Dirs = dict[Path, list[str]]  # folder -> its file names (the walked tree)
 
 
+def is_vendored(path: str) -> bool:
+    """The file (relative to the project) is in a vendored-code folder."""
+    return any(part in VENDOR_DIRS for part in path.split("/")[:-1])
+
+
 def module_name(filename: str) -> str | None:
     """Importable module name of a file, or None."""
     if filename.endswith((".py", ".pyi")):
