@@ -330,6 +330,13 @@ corpus: $(TOOLS) ## Score the import scan on the three application-code corpora 
 	$(Q)scripts/score-corpus --fetch
 	$(Q)for n in 2 3; do scripts/score-corpus --fetch --sources "tests/data/corpus-sources-$$n.txt" --cache "build/corpus$$n"; done
 
+# scripts/score-libraries: the scan on real libraries (the shared benchmark's
+# visible list and tests/data/held-out-libraries*.txt; wheels cached by the
+# scorer) -> build/libraries/results.md.
+.PHONY: libraries
+libraries: $(TOOLS) ## Score the import scan on the library lists (visible + held-out; fetches the wheels once)
+	$(Q)scripts/score-libraries
+
 # --- All projects: create, list, pack each ------------------------------------
 # scripts/projects (stdlib only, so it runs before `make tools`) is the one
 # source of the project list and of the project-name rule; CI calls it too.

@@ -1,0 +1,117 @@
+"""The library benchmark over every list: the shared scorer
+(../shared/bench/imports/score.py: each pinned wheel's code against its
+`Requires-Dist` metadata) run on the visible list and the held-out lists
+(tests/data/held-out-libraries*.txt), with three recalls per list:
+
+- required: what the issue's goal counts (the scan's `required:` list);
+- installed: `required:` + `on_demand:` (what a project installs by default);
+- named: a required dependency the scan finds anywhere (required, optional
+  or on demand). The rest are dependencies the wheel's code never imports
+  as the scan reads it (setuptools, tzdata, certifi, an entry-point plugin
+  loaded by name): the bound of any scan of the code, under these rules.
+
+The scan's full output for each wheel is kept under OUT/raw/ (the detector
+is `score-libraries --detect`, which runs find-deps and keeps a copy).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+from portable_env.errors import UserError
+
+SECTIONS = ("required", "on_demand", "optional")
+
+
+def load_scorer(path: Path) -> ModuleType:
+    """The shared scorer as a module (its name normaliser)."""
+    if not path.is_file():
+        raise UserError(f"{path}: the shared import benchmark's score.py is not there; pass --scorer PATH")
+    spec = importlib.util.spec_from_file_location("bench_score", path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"{path}: cannot be loaded as a Python module")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def detect(find_deps: Path, src: Path, raw: Path, python: str) -> str:
+    """Run find-deps on `src`, keep its output as raw/<folder>.yml, return it."""
+    out = subprocess.run(
+        [sys.executable, str(find_deps), "--python", python, str(src)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    raw.mkdir(parents=True, exist_ok=True)
+    tmp = raw / f".{src.name}.yml.tmp"
+    tmp.write_text(out)
+    tmp.replace(raw / f"{src.name}.yml")
+    return out
+
+
+def run_list(scorer: Path, listing: Path, out: Path, detector: str) -> Path:
+    """Score one list with the shared scorer; returns its JSON file."""
+    js = out / f"{listing.stem}.json"
+    txt = out / f"{listing.stem}.txt"
+    cmd = [sys.executable, str(scorer), "--list", str(listing), "--detector", detector, "--json", str(js)]
+    with txt.open("w") as fh:
+        subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT)
+    return js
+
+
+def summarise(js: Path, raw: Path, norm: Callable[[str], str]) -> dict[str, float | int]:
+    """Precision and the three recalls of one scored list."""
+    doc = json.loads(js.read_text())
+    req = inst = named = total = hits = detected = 0
+    for p in doc["packages"]:
+        truth = set(p["required"])
+        total += len(truth)
+        hits += p["hits"]
+        detected += len(p["detected"])
+        req += len(p["tp"])
+        f = raw / f"{p['wheel'].removesuffix('.whl')}.yml"
+        scan = (yaml.safe_load(f.read_text()) if f.is_file() else None) or {}
+        sec = {s: {norm(n) for n in scan.get(s) or []} for s in SECTIONS}
+        inst += len(truth & (sec["required"] | sec["on_demand"]))
+        named += len(truth & (sec["required"] | sec["on_demand"] | sec["optional"]))
+    div = max(total, 1)
+    return {
+        "packages": len(doc["packages"]),
+        "required": total,
+        "precision": hits / max(detected, 1),
+        "recall": req / div,
+        "installed": inst / div,
+        "named": named / div,
+    }
+
+
+def score_all(lists: list[Path], scorer: Path, out: Path, self_cmd: list[str], jobs: int) -> str:
+    """Score every list (`jobs` at once); returns a markdown table."""
+    bench = load_scorer(scorer)
+    raw = out / "raw"
+    out.mkdir(parents=True, exist_ok=True)
+    detector = " ".join(shlex.quote(a) for a in [*self_cmd, "--detect", "--raw", str(raw)]) + " {dir}"
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        done = list(pool.map(lambda lst: run_list(scorer, lst, out, detector), lists))
+    rows = [
+        "| list | packages | required deps | precision | recall | installed recall | named recall |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for lst, js in zip(lists, done, strict=True):
+        s = summarise(js, raw, bench.norm)
+        rows.append(
+            f"| {lst.name} | {s['packages']} | {s['required']} | {s['precision']:.3f} | {s['recall']:.3f} "
+            f"| {s['installed']:.3f} | {s['named']:.3f} |"
+        )
+    return "\n".join(rows) + "\n"
