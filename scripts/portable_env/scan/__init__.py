@@ -48,9 +48,9 @@ Rules:
   a package that the code guards as above somewhere else (guarded once is
   not demoted where other code imports it unguarded; a guard in vendored
   code, vendor/pympler guarding numpy, says nothing of the host's
-  imports; a module the package imports only inside functions counts as such a body for its guarded
-  imports: `def add_borders(): from ._geo import x`, whose `import
-  cartopy` raises a friendly ImportError); under `if
+  imports; a module the package imports only inside functions counts as
+  such a body for its guarded imports: `def add_borders(): from ._geo
+  import x`, whose `import cartopy` raises a friendly ImportError); under `if
   is_x_enabled()`, `if os.environ...`, `if use_x:` / `if with_x:` settings
   tests, under `if setting == "name":` branches
   (a backend picked at run time; not `__name__`), and in modules reached

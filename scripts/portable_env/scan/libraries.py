@@ -29,6 +29,7 @@ from types import ModuleType
 import yaml
 
 from portable_env.errors import UserError
+from portable_env.files import write_atomic
 
 SECTIONS = ("required", "on_demand", "optional")
 
@@ -53,10 +54,7 @@ def detect(find_deps: Path, src: Path, raw: Path, python: str) -> str:
         capture_output=True,
         text=True,
     ).stdout
-    raw.mkdir(parents=True, exist_ok=True)
-    tmp = raw / f".{src.name}.yml.tmp"
-    tmp.write_text(out)
-    tmp.replace(raw / f"{src.name}.yml")
+    write_atomic(raw / f"{src.name}.yml", out)
     return out
 
 
