@@ -31,12 +31,10 @@ def test_recalls_count_required_installed_and_named_dependencies(tmp_path: Path)
     row = {
         "wheel": "lib-1.0-py3-none-any.whl",
         "required": ["h5py", "requests", "setuptools", "ujson"],
-        "detected": ["requests"],
-        "tp": ["requests"],
-        "hits": 1,
     }
     js = tmp_path / "list.json"
-    js.write_text(json.dumps({"packages": [row]}))
+    totals = {"precision": 1.0, "recall": 0.25, "packages": 1, "required": 4}
+    js.write_text(json.dumps({"totals": totals, "packages": [row]}))
     s = summarise(js, raw, str.lower)
     assert (s["recall"], s["installed"], s["named"]) == (0.25, 0.5, 0.75)
     assert s["precision"] == 1.0 and s["required"] == 4 and s["packages"] == 1

@@ -69,29 +69,19 @@ def run_list(scorer: Path, listing: Path, out: Path, detector: str) -> Path:
 
 
 def summarise(js: Path, raw: Path, norm: Callable[[str], str]) -> dict[str, float | int]:
-    """Precision and the three recalls of one scored list."""
+    """The scorer's totals of one scored list, with the installed and named recalls."""
     doc = json.loads(js.read_text())
-    req = inst = named = total = hits = detected = 0
+    inst = named = 0
     for p in doc["packages"]:
         truth = set(p["required"])
-        total += len(truth)
-        hits += p["hits"]
-        detected += len(p["detected"])
-        req += len(p["tp"])
         f = raw / f"{p['wheel'].removesuffix('.whl')}.yml"
         scan = (yaml.safe_load(f.read_text()) if f.is_file() else None) or {}
         sec = {s: {norm(n) for n in scan.get(s) or []} for s in SECTIONS}
         inst += len(truth & (sec["required"] | sec["on_demand"]))
         named += len(truth & (sec["required"] | sec["on_demand"] | sec["optional"]))
-    div = max(total, 1)
-    return {
-        "packages": len(doc["packages"]),
-        "required": total,
-        "precision": hits / max(detected, 1),
-        "recall": req / div,
-        "installed": inst / div,
-        "named": named / div,
-    }
+    totals = doc["totals"]
+    div = max(totals["required"], 1)
+    return {**totals, "installed": inst / div, "named": named / div}
 
 
 def score_all(lists: list[Path], scorer: Path, out: Path, self_cmd: list[str], jobs: int) -> str:
