@@ -79,9 +79,16 @@ def summarise(js: Path, raw: Path, norm: Callable[[str], str]) -> dict[str, floa
         sec = {s: {norm(n) for n in scan.get(s) or []} for s in SECTIONS}
         inst += len(truth & (sec["required"] | sec["on_demand"]))
         named += len(truth & (sec["required"] | sec["on_demand"] | sec["optional"]))
-    totals = doc["totals"]
+    totals = doc["totals"]  # counts, and precision/recall rounded to 4 places: use the counts
     div = max(totals["required"], 1)
-    return {**totals, "installed": inst / div, "named": named / div}
+    precision = totals["detected_declared"] / max(totals["detected"], 1)
+    return {
+        **totals,
+        "precision": precision,
+        "recall": totals["tp"] / div,
+        "installed": inst / div,
+        "named": named / div,
+    }
 
 
 def score_all(lists: list[Path], scorer: Path, out: Path, self_cmd: list[str], jobs: int) -> str:
