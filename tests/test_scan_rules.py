@@ -536,6 +536,29 @@ def test_a_distribution_looked_up_by_name_must_be_installed(tmp_path: Path) -> N
     assert not {"tool", "not-from-metadata", "not_from_metadata"} & (res.required | res.on_demand | res.optional)
 
 
+def test_a_package_reading_its_own_version_is_not_its_own_dependency(tmp_path: Path) -> None:
+    """`metadata.version("python-keycloak")` in keycloak/_version.py asks for
+    the project's own distribution, which the table names for its top-level
+    package (keycloak: python-keycloak; here also a settings entry): not a
+    dependency. Another distribution's name still is, even one that starts
+    with the project's name."""
+    proj = write(
+        tmp_path,
+        {
+            "keycloak/__init__.py": "from keycloak._version import __version__\nimport mytool\n",
+            "keycloak/_version.py": (
+                "from importlib import metadata\n__version__ = metadata.version('python-keycloak')\n"
+                "TOOL = metadata.version('py-mytool')\nPLUG = metadata.version('python-keycloak-plugins')\n"
+                "FLAKES = metadata.version('pyflakes')\n"
+            ),
+            "mytool/__init__.py": "",
+        },
+    )
+    res = scan(proj, imports={"mytool": "py-mytool"})
+    assert "pyflakes" in res.required and "python-keycloak-plugins" in res.required
+    assert not {"python-keycloak", "py-mytool"} & (res.required | res.on_demand | res.optional)
+
+
 def test_a_distribution_looked_up_in_a_package_function_is_needed_unless_it_may_fail(tmp_path: Path) -> None:
     """A lookup by name is no lazy import: unguarded in a function of an inner
     module (flake8 reads pyflakes' metadata when it lists its plugins) the

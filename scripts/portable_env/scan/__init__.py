@@ -90,7 +90,8 @@ Rules:
   inner module), and so do distribution lookups by name
   (`importlib.metadata.version("x")`, `pkg_resources.require("x")`: they
   fail without x, also in functions of a package's modules: no lazy import;
-  optional under a try or in its handler, a fallback), and so do dotted module paths into namespace
+  optional under a try or in its handler, a fallback; the project's own
+  distribution, `version("python-keycloak")` in keycloak/, is none), and so do dotted module paths into namespace
   packages written as strings ('sphinxcontrib.jsmath' in an extension list),
   and the magics that import a package (`%load_ext x`, `%matplotlib widget`,
   `%%cython`: the table in portable_env.scan.magics), and modules run as
@@ -117,6 +118,7 @@ from portable_env.scan.guards import classify
 from portable_env.scan.mapping import (
     DEFAULT_MAPPING,
     DEFAULT_PYTHON,
+    Resolver,
     load_mapping,
     never_a_package,
     newer_stdlib,
@@ -127,7 +129,7 @@ from portable_env.scan.mapping import (
 from portable_env.scan.output import Result, render
 from portable_env.scan.parse import Context, Use
 from portable_env.scan.pool import parse_all
-from portable_env.scan.reach import build_local_index, is_vendored, mark_reachability
+from portable_env.scan.reach import LocalIndex, build_local_index, is_vendored, mark_reachability
 from portable_env.scan.sources import is_test_path, select_sources
 
 __all__ = [
@@ -197,6 +199,7 @@ def scan(
     excluded = {canon(spec_name(x)) for x in exclude if str(x).strip()}
     newer = newer_stdlib(python)
     resolver = maps.resolver({n for n in local.namespaces if "." in n})
+    own = own_distributions(local, resolver)
     guarded: set[str] = set()  # packages whose absence the code anticipates
     origin: dict[str, str] = {}  # package -> layer
     ambiguous_used: dict[str, tuple[str, list[str], str]] = {}
@@ -212,6 +215,8 @@ def scan(
             and (local.is_sibling(top, u.path) or top in local.namespaces)
         ):
             continue  # a sibling module imported Python-2 style, or the project's own namespace folder
+        if u.dist and canon(pkg) in own:
+            continue  # the project asks for its own version by its distribution name
         if not pkg or canon(pkg) in excluded or u.typing:
             continue  # ignored by a mapping (""), excluded, or annotations only
         if (u.guarded or (u.soft and u.package)) and not is_vendored(u.path):
@@ -229,6 +234,23 @@ def scan(
     res.unresolved = {p for p, o in origin.items() if o == "identity"}
     _warn(res, lazy, ambiguous_used, python, settings_file or root / "project.yml")
     return res
+
+
+def own_distributions(local: LocalIndex, resolver: Resolver) -> set[str]:
+    """Canonical names of the distributions the project's own top-level
+    packages ship as: the package names themselves (sentry_sdk: sentry-sdk)
+    and what the table maps them to (keycloak: python-keycloak, material:
+    mkdocs-material). A package reads its own version so
+    (`metadata.version("python-keycloak")` in keycloak/_version.py)."""
+    own: set[str] = set()
+    for name in local.modules:
+        if "." in name:
+            continue
+        own.add(canon(name))
+        pkg, _, layer = resolver.resolve(name)
+        if pkg and layer != "identity":
+            own.add(canon(pkg))
+    return own
 
 
 def _add(res: Result, origin: dict[str, str], pkg: str, layer: str, u: Use) -> None:
