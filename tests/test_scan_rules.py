@@ -412,6 +412,29 @@ def test_a_module_imported_only_in_functions_needs_its_friendly_error_imports_la
     assert "cycler" in res.required
 
 
+def test_a_friendly_import_error_in_a_module_the_package_does_not_load_is_on_demand(tmp_path: Path) -> None:
+    """The same guard in a module that the package does not load when it is
+    imported (an integration named in a string registry, sentry-sdk's
+    `"sdk.integrations.celery.CeleryIntegration"`; a module users import
+    themselves, starlette/templating.py) is that feature's dependency:
+    installed on demand, not required; in a module the package loads it is
+    required, and so is an unguarded import of the not-loaded module."""
+    guard = "try:\n    import {0}\nexcept ImportError:\n    raise DidNotEnable('{0} is not installed')\n"
+    proj = write(
+        tmp_path,
+        {
+            "sdk/__init__.py": "from sdk import client\n",
+            "sdk/client.py": guard.format("urllib3") + "AUTO = ['sdk.integrations.celery.CeleryIntegration']\n",
+            "sdk/integrations/__init__.py": "",
+            "sdk/integrations/celery.py": guard.format("kombu") + "import wrapt\n\nclass CeleryIntegration: ...\n",
+            "sdk/templating.py": guard.format("jinja2"),
+        },
+    )
+    res = scan(proj)
+    assert {"kombu", "jinja2"} <= res.on_demand and not {"kombu", "jinja2"} & res.required, res
+    assert {"urllib3", "wrapt"} <= res.required
+
+
 def test_an_import_error_kept_to_raise_later_is_no_fallback(tmp_path: Path) -> None:
     """`except ImportError as e: invoke_import_error = e` keeps the error to
     raise it where the module is used: the code needs it (paramiko's invoke);

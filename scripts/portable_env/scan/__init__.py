@@ -81,7 +81,11 @@ Rules:
   so in two or more modules and never guarded: imported late to load faster) and imports in a package module named after
   what it imports (backends/jinja2.py, storages/_redis.py: an integration)
   that the package does not load when it is imported (utils/_dill.py,
-  imported by the package's modules at load time, is a wrapper: required);
+  imported by the package's modules at load time, is a wrapper: required),
+  and imports under an ImportError guard without a fallback (`raise
+  ImportError("install jinja2")`, `raise DidNotEnable(...)`) in a package
+  module that the package does not load when it is imported (an
+  integration named in a string registry, starlette/templating.py);
 - required: every other import, also inside function bodies of scripts,
   notebooks and top-level modules (a lazy import is still needed when
   that function runs); `importlib.import_module("x")` /

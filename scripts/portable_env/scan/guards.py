@@ -333,8 +333,11 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
     imports only in function bodies of a package's inner modules (`to_hdf5()`
     imports h5py; required when it is imported so in LATE_MODULES modules and
     never guarded) or in an integration module named after the package
-    (backends/jinja2.py, storages/_redis.py): not needed to load the code,
-    installed by default all the same (install_on_demand).
+    (backends/jinja2.py, storages/_redis.py), and imports under an ImportError
+    guard without a fallback (`raise ImportError("install jinja2")`) in a
+    package module the package does not load when it is imported (an
+    integration loaded by name, starlette/templating.py): not needed to load
+    the code, installed by default all the same (install_on_demand).
     """
     lazy: dict[str, str] = {}
     for pkg, pkg_uses in res.uses.items():
@@ -355,6 +358,7 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
             for u in loaded
             if not (u.in_function and u.library and not u.api and not core and not u.dist)
             and not is_integration(u, pkg)
+            and not (u.guarded and u.library and not u.eager)
         ]
         if needed:
             res.required.add(pkg)
