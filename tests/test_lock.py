@@ -59,6 +59,35 @@ def test_lock_env_missing_message_names_import_files_and_fix() -> None:
     assert msg.count("only imported on demand: `install_on_demand: false`") == 1, msg
 
 
+def test_a_missing_guess_names_the_channel_package_of_another_name_form(tmp_path: Path, channel: str) -> None:
+    """`import dateutil` guessed as 'dateutil', which the channel lacks: the error names the
+    channel's python-dateutil, and the settings line that picks it, for that import; a name
+    with no other form in the channel gets no such line."""
+    import asyncio
+
+    import rattler
+
+    assert "python-dateutil" in lock_mod.name_forms("dateutil") and "dateutil" in lock_mod.name_forms("pydateutil")
+    missing = ["dateutil", "tzdata", "nosuchthing"]
+    similar = asyncio.run(lock_mod.similar_names([channel], "linux-64", missing,
+                                                 rattler.Gateway(cache_dir=tmp_path / "cache")))
+    assert similar == {"dateutil": ["python-dateutil"], "tzdata": ["python-tzdata"]}
+    scan = {"imports": {"dateutil": {"dateutil": ["a.py:1"]}, "nosuchthing": {"nosuchthing": ["b.py:2"]}}}
+    msg = lock_mod.missing_message(["dateutil", "nosuchthing"], [channel], scan, "p/project.yml", similar=similar)
+    assert "the channels have 'python-dateutil': if 'dateutil' comes from it, add to p/project.yml:" \
+           "  imports: {dateutil: python-dateutil}" in msg
+    assert msg.count("the channels have") == 1
+
+
+def test_solve_names_the_other_name_form_of_a_missing_package(tmp_path: Path, channel: str) -> None:
+    """Through the real solve: a spec the channel lacks fails with the hint of its other form."""
+    import asyncio
+
+    scan = {"imports": {"dateutil": {"dateutil": ["a.py:1"]}}}
+    with pytest.raises(UserError, match=r"the channels have 'python-dateutil'"):
+        asyncio.run(lock_mod.solve([channel], ["dateutil"], "linux-64", tmp_path / "cache", scan, "p/project.yml"))
+
+
 @pytest.mark.parametrize("text, message", [
     ("dependencies: [python]\n", "no channels"),
     ("channels: [c]\ndependencies: [{conda: [x]}]\n", "only conda match specs"),

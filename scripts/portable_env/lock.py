@@ -292,11 +292,18 @@ def scan_results(deps_file: Path | None) -> dict[str, Any]:
 
 
 def missing_message(
-    missing: list[str], channels: list[str], scan: dict[str, Any], settings: str, pypi_index: str | None = None
+    missing: list[str],
+    channels: list[str],
+    scan: dict[str, Any],
+    settings: str,
+    pypi_index: str | None = None,
+    similar: dict[str, list[str]] | None = None,
 ) -> str:
-    """Explain packages absent from every channel, with the fix for each. With pypi_index, say
+    """Explain packages absent from every channel, with the fix for each: `similar` names the
+    channel packages of its other name forms (radiomics: pyradiomics). With pypi_index, say
     where a PyPI project of that name exists there and print the line that declares it (never
     adding one: an import resolved to PyPI by its name alone is a dependency-confusion hole)."""
+    similar = similar or {}
     lines = [f"no package of that name in the channels ({', '.join(channels)}):"]
     for name in missing:
         imports = (scan.get("imports") or {}).get(name) or {}
@@ -317,6 +324,11 @@ def missing_message(
                 lines.append(
                     f"  - '{name}': import '{imp}' (in {', '.join(where[:3])}){' ...' if len(where) > 3 else ''}"
                 )
+                for other in similar.get(name, []):
+                    lines.append(
+                        f"      the channels have '{other}': if '{imp}' comes from it, add to {settings}:"
+                        f"  imports: {{{imp}: {other}}}"
+                    )
                 if on_pypi:
                     lines.append(
                         f"      {found_on}; if '{imp}' comes from it, add to {settings}:"
@@ -341,9 +353,35 @@ def missing_message(
 
 async def _missing_names(channels: list[str], platform: str, names: list[str], gateway: Any) -> list[str]:
     """Names that no channel has a package for (on platform or noarch)."""
-    result = await gateway.query(channels, [platform, "noarch"], names, recursive=False)
-    found = {r.name.normalized for group in result for r in group}
+    found = await _found_names(channels, platform, names, gateway)
     return [n for n in names if n.lower() not in found]
+
+
+async def _found_names(channels: list[str], platform: str, names: list[str], gateway: Any) -> set[str]:
+    """The names (lower case) that some channel has a package for (on platform or noarch)."""
+    result = await gateway.query(channels, [platform, "noarch"], [n.lower() for n in names], recursive=False)
+    return {r.name.normalized for group in result for r in group} & {n.lower() for n in names}
+
+
+# How a conda package is often named after its import (radiomics: pyradiomics, dateutil: python-dateutil).
+NAME_FORMS = ("py{}", "py-{}", "python-{}", "{}-python", "{}-py", "{}-base", "{}-core")
+
+
+def name_forms(name: str) -> list[str]:
+    """Other names the package of a guessed name may go by, NAME_FORMS both ways."""
+    out = [f.format(name) for f in NAME_FORMS]
+    for f in NAME_FORMS:
+        head, _, tail = f.partition("{}")
+        if name.startswith(head) and name.endswith(tail) and len(name) > len(head) + len(tail):
+            out.append(name[len(head) : len(name) - len(tail)])
+    return list(dict.fromkeys(n for n in out if n != name))
+
+
+async def similar_names(channels: list[str], platform: str, missing: list[str], gateway: Any) -> dict[str, list[str]]:
+    """For each missing name, the packages of its other NAME_FORMS that the channels have."""
+    forms = {m: name_forms(m.lower()) for m in missing}
+    found = await _found_names(channels, platform, sorted({f for fs in forms.values() for f in fs}), gateway)
+    return {m: [f for f in fs if f in found] for m, fs in forms.items() if any(f in found for f in fs)}
 
 
 # Resolvo's explanation: "pkg 1.2 would require" then, deeper, "__glibc >=2.28, for which no candidates were found".
@@ -429,7 +467,8 @@ async def solve(
     try:
         missing = await _missing_names(channels, platform, sorted({spec_name(s) for s in specs}), gateway)
         if missing:
-            raise UserError(missing_message(missing, channels, scan, settings, pypi_index))
+            similar = await similar_names(channels, platform, missing, gateway)
+            raise UserError(missing_message(missing, channels, scan, settings, pypi_index, similar))
         return list(
             await rattler.solve(
                 sources=channels,
