@@ -425,15 +425,25 @@ def imported_names(text: str) -> set[str]:
     return out
 
 
+@functools.cache
+def own_name_packages() -> frozenset[str]:
+    """Import names that the generated map gives a package of their very name
+    (arviz -> arviz): a package of that name exists."""
+    layer = load_layer(GENERATED_MAPPING, "generated", False)
+    return frozenset(canon(k) for k, v in layer.table.items() if "." not in k and canon(k) == canon(v))
+
+
 def renamed_imports(declared: set[str], imported: set[str]) -> dict[str, str]:
     """Import names that are a declared package of a longer name: a
     dash-separated prefix or suffix of it (ibis -> ibis-framework, trx ->
-    trx-python, dateutil -> python-dateutil) that is not declared itself
-    nor a standard-library module (typing is not typing-extensions)."""
+    trx-python, dateutil -> python-dateutil) that is not declared itself,
+    nor a standard-library module (typing is not typing-extensions), nor a
+    package of its own name in the import map (`import arviz` needs arviz,
+    not the declared arviz-plots)."""
     out: dict[str, str] = {}
     std = {canon(n) for n in stdlib_names(sys.version_info[:2])}
     for d in sorted(declared - imported):
-        for i in sorted(imported - declared - std):
+        for i in sorted(imported - declared - std - own_name_packages()):
             if "-" not in i and (d.startswith(i + "-") or d.endswith("-" + i)):
                 out.setdefault(i, d)
     return out
