@@ -161,7 +161,8 @@ def test_adopt_all_keeps_every_conda_record(world: World) -> None:
 
 
 def test_an_import_the_environment_lacks_fails_naming_it(world: World) -> None:
-    world.repo.project("wants", {"main.py": "import yaml\n", "calc.py": "import pandas\nimport tinypip\n"})
+    world.repo.project("wants", {"main.py": "import yaml\n",
+                                 "calc.py": "import pandas\nimport tinypip\nimport py_six\n"})
     proc = world.adopt("wants", world.env)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     err = proc.stderr
@@ -170,6 +171,10 @@ def test_an_import_the_environment_lacks_fails_naming_it(world: World) -> None:
     assert f"conda install -p {world.env} pandas" in err
     assert "projects/wants/project.yml:  imports: {pandas: <package>}" in err
     assert "it is pip-installed in FROM (tinypip 0.1" in err, err
+    # a guessed name whose other form FROM has (py-six: six) names it, and only there
+    assert "FROM has 'six': if 'py_six' comes from it, add to projects/wants/project.yml:  imports: {py_six: six}" \
+        in err, err
+    assert err.count("FROM has '") == 1, err
     assert not (world.kdir("wants") / "rattler-lock.yml").exists()
 
 

@@ -439,9 +439,14 @@ def missing_message(missing: list[str], env: Env, scan: dict[str, Any], settings
                 f"      it is pip-installed in FROM ({p.name} {p.version}, {p.where}): a lock holds conda packages "
                 "only (PyPI packages: issue 15's `pypi:` setting)"
             )
+        others = [f for f in lock.name_forms(name) if f in env.records]
         for imp, files in imports.items():
             shown = ", ".join(files[:3]) + (" ..." if len(files) > 3 else "")
             lines.append(f"      import '{imp}' (in {shown})")
+            for other in others:
+                lines.append(
+                    f"      FROM has '{other}': if '{imp}' comes from it, add to {where}:  imports: {{{imp}: {other}}}"
+                )
             lines.append(
                 f"      install it into the environment (conda install -p {env.prefix} {name}) and adopt again,"
             )
