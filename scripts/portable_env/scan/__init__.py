@@ -297,7 +297,8 @@ def _warn(
         more = f" and {len(lazy) - MAX_LAZY_SHOWN} more" if len(lazy) > MAX_LAZY_SHOWN else ""
         res.warn(
             f"{len(lazy)} package(s) are imported only on demand (inside functions of "
-            f"package modules, or by an integration module named after them): {shown}{more}. "
+            f"package modules, by an integration module named after them, or under an ImportError "
+            f"guard in a module the package does not load): {shown}{more}. "
             f"They are listed under on_demand: and installed unless "
             f"`install_on_demand: false` is set in {settings_file}",
             "note",
