@@ -244,6 +244,19 @@ def test_import_names_of_the_hand_kept_table(tmp_path: Path) -> None:
     assert res.unresolved == set()
 
 
+def test_a_generated_clients_api_version_is_not_part_of_its_package_name(tmp_path: Path) -> None:
+    """google.cloud.vision_v1 (and _v1beta2, _v1p3beta1) is a module of google-cloud-vision:
+    in a namespace package the API version suffix is stripped before the table lookup and the
+    guess, and the import is still the evidence; outside a namespace a `_v2` name is left whole."""
+    code = (
+        "from google.cloud import vision_v1\nfrom google.cloud import language_v1beta2\n"
+        "import google.cloud.vision_v1p3beta1\nimport google.cloud.pubsub_v1\nimport foo_v2\n"
+    )
+    res = scan(write(tmp_path, {"a.py": code}))
+    assert res.required == {"google-cloud-vision", "google-cloud-language", "google-cloud-pubsub", "foo-v2"}, res
+    assert set(res.evidence["google-cloud-vision"]) == {"google.cloud.vision_v1", "google.cloud.vision_v1p3beta1"}
+
+
 # 7 ---------------------------------------------------------------- parsing
 
 

@@ -212,6 +212,10 @@ PLATFORM_ONLY = {
     "utime",
     "uasyncio",
 }
+# The API version of a generated client module in a namespace package
+# (google.cloud.vision_v1, language_v1beta2, vision_v1p3beta1): the
+# distribution is named without it (google-cloud-vision).
+API_VERSION_RE = re.compile(r"_v\d+(?:p\d+)?(?:(?:alpha|beta)\d*)?$")
 PLATFORM_ONLY_RE = re.compile(r"^_?(win32|pywin32|winxp|_win32)")
 
 
@@ -392,6 +396,10 @@ class Resolver:
                 key = ".".join(parts[: i + 1])
             else:
                 break
+        unversioned = API_VERSION_RE.sub("", key) if "." in key else key
+        if unversioned != key and not unversioned.endswith("."):
+            pkg, _key, layer_name = self._resolve(unversioned)  # google.cloud.vision_v1: google-cloud-vision
+            return pkg, key, layer_name
         guess = canon(key.lstrip("_")) or canon(key)  # never "-plotly-utils": no channel has such a name
         if guess in self.renames:  # a PyPI name whose conda name the rename table knows (torch: pytorch)
             return self.renames[guess], key, "renames"
