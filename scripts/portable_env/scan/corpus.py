@@ -74,7 +74,7 @@ import yaml
 from portable_env.errors import UserError
 from portable_env.files import canon, is_test_path
 from portable_env.scan import scan
-from portable_env.scan.mapping import GENERATED_MAPPING, load_layer, stdlib_names
+from portable_env.scan.mapping import GENERATED_MAPPING, Layer, load_layer, stdlib_names
 
 # Same package under several names (PyPI, conda-forge, the import name).
 SAME = [
@@ -121,11 +121,16 @@ PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 
 
 @functools.cache
+def generated() -> Layer:
+    """The generated import map, read once."""
+    return load_layer(GENERATED_MAPPING, "generated", False)
+
+
+@functools.cache
 def pypi_renames() -> dict[str, str]:
     """PyPI name -> conda name: the generated map's table (whl2conda's), the one
     the scan's own fallback uses (arch -> arch-py, pyqt5 -> pyqt)."""
-    layer = load_layer(GENERATED_MAPPING, "generated", False)
-    return {canon(k): canon(v) for k, v in layer.renames.items()}
+    return {canon(k): canon(v) for k, v in generated().renames.items()}
 
 
 def norm(name: str) -> str:
@@ -429,8 +434,7 @@ def imported_names(text: str) -> set[str]:
 def own_name_packages() -> frozenset[str]:
     """Import names that the generated map gives a package of their very name
     (arviz -> arviz): a package of that name exists."""
-    layer = load_layer(GENERATED_MAPPING, "generated", False)
-    return frozenset(canon(k) for k, v in layer.table.items() if "." not in k and canon(k) == canon(v))
+    return frozenset(canon(k) for k, v in generated().table.items() if "." not in k and canon(k) == canon(v))
 
 
 def renamed_imports(declared: set[str], imported: set[str]) -> dict[str, str]:
