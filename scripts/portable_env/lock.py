@@ -381,7 +381,7 @@ async def similar_names(channels: list[str], platform: str, missing: list[str], 
     """For each missing name, the packages of its other NAME_FORMS that the channels have."""
     forms = {m: name_forms(m.lower()) for m in missing}
     found = await _found_names(channels, platform, sorted({f for fs in forms.values() for f in fs}), gateway)
-    return {m: [f for f in fs if f in found] for m, fs in forms.items() if any(f in found for f in fs)}
+    return {m: hits for m, fs in forms.items() if (hits := [f for f in fs if f in found])}
 
 
 # Resolvo's explanation: "pkg 1.2 would require" then, deeper, "__glibc >=2.28, for which no candidates were found".
