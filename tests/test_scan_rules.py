@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from conftest import write_tree
-from portable_env.scan import scan
+from portable_env.scan import is_test_path, scan
 from portable_env.scan.magics import cell_source, magic_imports
 
 write = write_tree
@@ -711,3 +711,27 @@ def test_a_guard_in_vendored_code_does_not_demote_the_hosts_imports(tmp_path: Pa
     assert "numpy" in res.on_demand, "guarded only in vendored code: the host's lazy import is on demand"
     res = scan(write(tmp_path / "h", {**tree, "app/sizes.py": vendored}))
     assert "numpy" in res.optional, "guarded in the host's own code: optional"
+
+
+def test_a_pytest_plugin_package_is_its_own_code(tmp_path: Path) -> None:
+    """pytest_*.py beside application code is a test helper (skipped, not
+    shipped), but in a pytest plugin package (pytest_playwright/, whose
+    __init__.py is empty) the module named for pytest is the plugin itself:
+    scanned. Its tests/ folder is still test code."""
+    plugin = "import pytest\nfrom playwright.sync_api import Page\nfrom slugify import slugify\n"
+    proj = write(
+        tmp_path / "plugin",
+        {
+            "pytest_playwright/__init__.py": "",
+            "pytest_playwright/pytest_playwright.py": plugin,
+            "pytest_playwright/tests/test_x.py": "import hypothesis\n",
+        },
+    )
+    res = scan(proj)
+    assert {"pytest", "playwright", "python-slugify"} <= res.required
+    assert "hypothesis" not in res.required | res.optional | res.on_demand
+    app = write(tmp_path / "app", {"app.py": "import requests\n", "pytest_fixtures.py": plugin})
+    assert scan(app).required == {"requests"}
+    assert is_test_path(Path("pytest_fixtures.py")) and is_test_path(Path("pytest_playwright/tests/x.py"))
+    assert not is_test_path(Path("pytest_playwright/pytest_playwright.py"))
+    assert not is_test_path(Path("src/pytest_django/plugin.py"))

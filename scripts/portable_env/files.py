@@ -37,6 +37,9 @@ SOURCE_SUFFIXES = (".py", ".ipynb")
 # Test code (scanned only with include_tests, never shipped): the one rule.
 TEST_DIR_RE = re.compile(r"^_*(tests?|testing|unittests?|test[-_].*|.*[-_]tests?|benchmarks?|asv_bench)$", re.I)
 TEST_FILE_RE = re.compile(r"^(test_.*|.*_test|tests?|conftest|.*_tests|pytest_.*|pytest|.*_pytest)\.py$")
+# A pytest plugin package (pytest_playwright/, pytest_django/) is its own code,
+# also in its modules named for pytest (pytest_playwright/pytest_playwright.py).
+PYTEST_NAME_RE = re.compile(r"^(pytest_.*|pytest|.*_pytest)$")
 
 
 def sha256_of(path: Path | str) -> str:
@@ -91,8 +94,14 @@ def canon(name: str) -> str:
 
 def is_test_path(rel: Path) -> bool:
     """Test code: tests/, test/, testing/, _tests/, benchmarks/ folders,
-    test_*.py, *_test.py, tests.py, conftest.py, pytest plugins."""
-    return any(TEST_DIR_RE.match(p) for p in rel.parts[:-1]) or bool(TEST_FILE_RE.match(rel.name))
+    test_*.py, *_test.py, tests.py, conftest.py, pytest plugin modules
+    (pytest_*.py) unless inside a pytest plugin package (pytest_x/)."""
+    if any(TEST_DIR_RE.match(p) for p in rel.parts[:-1]):
+        return True
+    if not TEST_FILE_RE.match(rel.name):
+        return False
+    plugin_module = PYTEST_NAME_RE.match(rel.name.removesuffix(".py"))
+    return not (plugin_module and any(PYTEST_NAME_RE.match(p) for p in rel.parts[:-1]))
 
 
 def env_records(prefix: Path) -> list[tuple[Path, dict[str, Any]]]:

@@ -104,7 +104,8 @@ Rules:
   key is a submodule shipped by another conda package (`dask.distributed` ->
   distributed) needs its parent's package too (dask-core);
 - test code (tests/, test/, testing/, _tests/, benchmarks/ folders,
-  test_*.py, *_test.py, tests.py, conftest.py, pytest_*.py) is skipped unless
+  test_*.py, *_test.py, tests.py, conftest.py, pytest_*.py: not inside a
+  pytest plugin package, pytest_x/pytest_x.py is the plugin) is skipped unless
   --include-tests / `include_tests: true`, or unless the folder holds nothing
   else (a test suite to run, a pytest plugin module: scanned, with a note).
 """
