@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from portable_env import formats, glibc, lock, pypi
+from portable_env import formats, glibc, lock, pypi, pypi_install
 from portable_env.errors import UserError, run
 from portable_env.files import sha256_of, write_atomic
 from portable_env.settings import PYPI_PREFIX, load
@@ -233,7 +233,7 @@ def check_against_lock(packages: list[dict[str, Any]], lock_file: Path, platform
 def pypi_entries(prefix: Path) -> list[dict[str, Any]]:
     """The PyPI packages install-pypi recorded in the environment, sorted by name."""
     keys = ("name", "version", "url", "filename", "sha256", "license", "top_level")
-    found = [{k: p.get(k) for k in keys} for p in pypi.installed_record(prefix).get("packages") or []]
+    found = [{k: p.get(k) for k in keys} for p in pypi_install.installed_record(prefix).get("packages") or []]
     return sorted(found, key=lambda p: str(p["name"]))
 
 
