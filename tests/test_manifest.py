@@ -2,7 +2,7 @@
 strict CycloneDX validator checks (here), the published manifest made from
 the environment's, and the archive and the ELF files read once.
 
-The build checks an SBOM cheaply as it writes it (manifest.check_sbom); the
+The build checks an SBOM cheaply as it writes it (sbom.check_sbom); the
 full strict validation (cyclonedx-python-lib's JsonStrictValidator, seconds
 of imports) runs here, on SBOMs the pipeline made: the tests prove that what
 the cheap check lets through is valid CycloneDX 1.6.
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO, Repo, run, script
-from portable_env import glibc, lock, manifest
+from portable_env import glibc, lock, manifest, sbom
 from portable_env.errors import UserError
 
 SHA = "ab" * 32
@@ -82,7 +82,7 @@ NOT_URIS = [
 
 @pytest.mark.parametrize("url", RECORDABLE)
 def test_what_the_build_check_passes_the_strict_validator_passes(url: str) -> None:
-    text = manifest.sbom_json(a_manifest([package("pyyaml", url)]))  # the build's check ran
+    text = sbom.sbom_json(a_manifest([package("pyyaml", url)]))  # the build's check ran
     assert strict_errors(text) is None
     (component,) = [c for c in json.loads(text)["components"] if c["name"] == "pyyaml"]
     (ref,) = component["externalReferences"]
@@ -93,16 +93,16 @@ def test_what_the_build_check_passes_the_strict_validator_passes(url: str) -> No
 def test_the_build_refuses_a_url_the_strict_validator_refuses(url: str) -> None:
     m = a_manifest([package("pyyaml", url)])
     with pytest.raises(UserError, match=r"(?s)pyyaml@1\.0.*is not an RFC 3986 URI reference.*rebuild: make pack"):
-        manifest.sbom_json(m)
+        sbom.sbom_json(m)
     # The same SBOM without the build's check: the strict validator refuses it too (the check is not stricter
     # than needed for these), so the two agree.
-    text = manifest.sbom_json(a_manifest([package("pyyaml", "https://mirror.example.org/x.conda")]))
+    text = sbom.sbom_json(a_manifest([package("pyyaml", "https://mirror.example.org/x.conda")]))
     assert strict_errors(text.replace("https://mirror.example.org/x.conda", json.dumps(url)[1:-1])) is not None
 
 
 def test_a_malformed_percent_escape_is_a_user_error() -> None:
     with pytest.raises(UserError, match=r"package pyyaml: its URL .*%zz.* is not a URI.*re-lock"):
-        manifest.sbom_json(a_manifest([package("pyyaml", "https://mirror.example.org/%zz.conda")]))
+        sbom.sbom_json(a_manifest([package("pyyaml", "https://mirror.example.org/%zz.conda")]))
 
 
 @pytest.mark.parametrize(("field", "value"), [("sha256", "ab" * 31), ("md5", "xyz" * 10 + "ab"),
@@ -110,23 +110,23 @@ def test_a_malformed_percent_escape_is_a_user_error() -> None:
 def test_the_build_refuses_a_hash_the_schema_refuses(field: str, value: str) -> None:
     m = a_manifest([package("pyyaml", "https://mirror.example.org/x.conda", **{field: value})])
     with pytest.raises(UserError, match=r"pyyaml@1\.0.*is not (64|32) hex digits"):
-        manifest.sbom_json(m)
+        sbom.sbom_json(m)
 
 
 def test_the_build_check_refuses_what_cyclonedx_does_not_read_back() -> None:
-    text = manifest.sbom_json(a_manifest([])).rstrip("\n")
-    manifest.check_sbom(text)
+    text = sbom.sbom_json(a_manifest([])).rstrip("\n")
+    sbom.check_sbom(text)
     data = json.loads(text)
     data["components"][0]["colour"] = "blue"  # no such CycloneDX field: the library drops it when reading
     changed = json.dumps(data, indent=2)
     with pytest.raises(UserError, match=r"does not read back as CycloneDX 1\.6 unchanged"):
-        manifest.check_sbom(changed)
+        sbom.check_sbom(changed)
     assert strict_errors(changed) is not None  # the schema says so too
 
 
 def test_validate_is_the_full_strict_check(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.cdx.json", tmp_path / "bad.cdx.json"
-    text = manifest.sbom_json(a_manifest([package("pyyaml", "https://mirror.example.org/x.conda")]))
+    text = sbom.sbom_json(a_manifest([package("pyyaml", "https://mirror.example.org/x.conda")]))
     good.write_text(text)
     # Valid for the library's model (it reads it back), not for the schema's date-time format.
     bad.write_text(text.replace('"timestamp": "2026-01-02T03:04:05', '"timestamp": "2026-13-02T03:04:05'))

@@ -20,7 +20,7 @@ its command line), so conda-pack and cyclonedx are imported once and the ELF
 files are read once (portable_env.glibc remembers each file's result) for
 the target check and the manifest; creating the environment (rattler) stays
 in child processes. The build checks each SBOM cheaply as it writes it
-(manifest.check_sbom); the full strict CycloneDX validation, seconds of
+(sbom.check_sbom); the full strict CycloneDX validation, seconds of
 imports, is the tests' (write-manifest --validate).
 """
 
