@@ -107,15 +107,15 @@ def test_namespace_package_dirs_do_not_hide_other_packages_of_the_namespace(tmp_
     proj = write(tmp_path, {
         "google/cloud/mything/__init__.py": (
             "from google.cloud import mything\nfrom google.cloud.mything import x\n"
-            "from google.cloud import storage\nfrom google.api_core import retry\n"),
+            "from google.cloud import storage\nfrom google.api_core import retry\nfrom google.no_such_api import x\n"),
     })
     doc, err = find_deps(proj)
-    assert doc["required"] == ["google-api-core", "google-cloud-storage"]
+    assert doc["required"] == ["google-api-core", "google-cloud-storage", "google-no-such-api"]
     assert doc["imports"]["google-cloud-storage"] == {
         "google.cloud.storage": ["google/cloud/mything/__init__.py:3"]}
-    # google.api_core is guessed from the namespace: flagged, not silent
-    assert doc["unresolved"] == ["google-api-core"]
-    assert "import 'google.api_core'" in err
+    # google.no_such_api is guessed from the namespace: flagged, not silent
+    assert doc["unresolved"] == ["google-no-such-api"]
+    assert "import 'google.no_such_api'" in err
 
 
 # ---------------------------------------------------------------- notebooks
@@ -530,7 +530,7 @@ def test_repository_mapping_file_sits_between_settings_and_generated(tmp_path: P
 def test_python_setting_selects_the_stdlib(tmp_path: Path) -> None:
     proj = write(tmp_path, {"a.py": "import imghdr\n", "project.yml": "python: '3.13'\n"})
     doc, err = find_deps(proj)
-    assert doc["required"] == ["imghdr"] and "removed from the standard library in Python 3.13" in err
+    assert doc["required"] == ["standard-imghdr"] and "removed from the standard library in Python 3.13" in err
     doc, _ = find_deps(proj, "--python", "3.12")
     assert doc["required"] == []
 
@@ -555,16 +555,16 @@ def test_static_evaluation_of_platform_and_version_tests() -> None:
 
 
 def test_settings_json_gives_python_imports_exclude_and_include_tests(tmp_path: Path) -> None:
-    proj = write(tmp_path / "p", {"a.py": "import imghdr\nimport cv3\nimport scipy\n",
+    proj = write(tmp_path / "p", {"a.py": "import imghdr\nimport cv3\nimport scipy\nimport nosuchthing\n",
                                   "tests/test_a.py": "import pytest\n"})
     settings = settings_json(tmp_path, 'python: ">=3.13"\nimports: {cv3: opencv}\nexclude: [scipy]\n'
                              "include_tests: true\n")
     doc, err = find_deps(proj, "--settings", str(settings))
-    assert doc["required"] == ["imghdr", "opencv", "pytest"]
-    assert "removed from the standard library in Python 3.13" in err
+    assert doc["required"] == ["nosuchthing", "opencv", "pytest", "standard-imghdr"]
+    assert "removed from the standard library in Python 3.13; the package 'standard-imghdr' provides it" in err
     assert "cfg/project.yml" in err, "warnings name the project.yml the settings came from"
     doc, _ = find_deps(proj, "--settings", str(settings), "--python", "3.12")
-    assert doc["required"] == ["opencv", "pytest"], "--python overrides the settings' python"
+    assert doc["required"] == ["nosuchthing", "opencv", "pytest"], "--python overrides the settings' python"
 
 
 def test_settings_option_refuses_project_yml_and_missing_files(tmp_path: Path) -> None:

@@ -11,7 +11,15 @@ The table is built offline from data that installs with the pinned tools
    for import names that fall through to identity: torch -> pytorch);
 3. the metadata of the distributions pinned in requirements.txt, as installed
    in the running (tools) environment: the top-level modules each one ships
-   (top_level.txt or RECORD).
+   (top_level.txt or RECORD);
+4. for import names none of those know, the committed snapshot of what the
+   wheels of the most downloaded PyPI projects install
+   (templates/pypi-top-levels.txt, portable_env.toplevels): the project of the
+   import's very name if one ships it, else the most downloaded one that does
+   (``upath``: universal-pathlib, ``grpc_health``: grpcio-health-checking);
+   never a dotted name under a package the other sources know outside their
+   namespaces, nor the names of a project that installs more than
+   MAX_PROJECT_NAMES of them.
 
 Cleaning rules (kinds, not single packages):
 
@@ -43,6 +51,7 @@ from typing import Any
 
 import yaml
 
+from portable_env import toplevels
 from portable_env.errors import UserError
 from portable_env.files import canon
 
@@ -191,6 +200,49 @@ def add_installed(cands: Candidates, wanted: set[str], pypi_to_conda: dict[str, 
     return used
 
 
+# A project whose wheel installs more import names than this sprays its
+# modules over site-packages (stub bundles, vendored trees, a CLI's services):
+# its names say nothing about what an import needs.
+MAX_PROJECT_NAMES = 30
+# PyPI-only builds of a package (cupy-cuda12x, tf-keras-nightly, psycopg2-binary):
+# the conda package is the package's own name, one build for every variant.
+VARIANT_RE = re.compile(r"-(binary|headless|cpu|gpu|cuda\d*x?|cu\d+|rocm[\d.]*|nightly)$")
+
+
+def add_top_levels(cands: Candidates, rows: list[tuple[str, list[str]]], pypi_to_conda: dict[str, str]) -> int:
+    """Fill the gaps left from the PyPI snapshot (rows in rank order): for an
+    import name no other source knows, the project of its very name if one
+    ships it (or a PyPI-only build of it: cupy-cuda12x is cupy), else the most
+    downloaded one. A namespace folder named after its
+    project (langgraph/ of langgraph, beside langgraph-checkpoint's
+    langgraph/checkpoint/) holds that project's own modules: it is that
+    project's name too. A dotted name below a package the other sources know,
+    other than through one of their namespaces, is left out (an add-on
+    shipping azure/core/tracing/ext/x/ does not make azure.core, which is
+    azure-core, a namespace). Returns the number of names added."""
+    known = set(cands) | {k.split(".")[0] for k in cands}
+    spaces = find_namespaces(dict(cands))
+    shipped: dict[str, list[str]] = defaultdict(list)
+    for project, imps in rows:
+        if len(imps) > MAX_PROJECT_NAMES:
+            continue
+        tops = {i.split(".")[0] for i in imps if "." in i}
+        own = [t for t in tops if canon(t) == canon(project) and t not in imps]
+        for imp in [*imps, *own]:
+            shipped[imp].append(project)
+    added = 0
+    for imp, projects in shipped.items():
+        parts = imp.split(".")
+        prefixes = (".".join(parts[:i]) for i in range(1, len(parts)))
+        if imp in cands or any(p in known and p not in spaces for p in prefixes):
+            continue
+        same = [p for p in projects if canon(p) == canon(imp) or VARIANT_RE.sub("", canon(p)) == canon(imp)]
+        project = VARIANT_RE.sub("", canon((same or projects)[0]))
+        cands[imp] = {pypi_to_conda.get(project, project)}
+        added += 1
+    return added
+
+
 def find_namespaces(cands: Candidates) -> set[str]:
     """Prefixes with a child row whose package is named after the dotted path
     (google.cloud.storage -> google-cloud-storage). A child row naming an
@@ -237,7 +289,7 @@ def choose(cands: Candidates, namespaces: set[str]) -> tuple[dict[str, str], dic
     return imports, ambiguous
 
 
-def build(requirements: Path) -> dict[str, Any]:
+def build(requirements: Path, top_levels: Path) -> dict[str, Any]:
     """Collect, clean and resolve all rows into the document to write."""
     wanted = pinned_names(requirements)
     pkg_data, version = depfinder_data()
@@ -245,6 +297,8 @@ def build(requirements: Path) -> dict[str, Any]:
     renames = whl2conda_renames()
     pypi_to_conda.update(renames)
     used = add_installed(cands, wanted, pypi_to_conda)
+    snapshot = toplevels.read(top_levels)
+    add_top_levels(cands, snapshot, pypi_to_conda)
     namespaces = find_namespaces(cands)
     imports, ambiguous = choose(cands, namespaces)
     return {
@@ -252,6 +306,7 @@ def build(requirements: Path) -> dict[str, Any]:
             "depfinder": version,
             "whl2conda": md.version("whl2conda") if renames else None,
             "tools-venv": sorted(used, key=str.lower),
+            "pypi-top-levels": f"{top_levels.name}: {len(snapshot)} projects",
         },
         "namespaces": sorted(namespaces),
         "ambiguous": dict(sorted(ambiguous.items())),

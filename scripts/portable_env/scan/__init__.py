@@ -276,13 +276,16 @@ def _warn(
 ) -> None:
     """The warnings and notes of a scan, in a stable order."""
     removed = removed_from_stdlib(python)
-    for pkg in sorted(res.unresolved):
-        for imp, locs in sorted(res.evidence[pkg].items()):
+    for pkg, by_import in sorted(res.evidence.items()):
+        for imp, locs in sorted(by_import.items()):
             if imp in removed:
+                known = "" if pkg in res.unresolved else f"; the package '{pkg}' provides it"
                 res.warn(
                     f"import '{imp}' (in {locs[0]}) was removed from the standard "
-                    f"library in Python {removed[imp][0]}.{removed[imp][1]}"
+                    f"library in Python {removed[imp][0]}.{removed[imp][1]}{known}"
                 )
+    for pkg in sorted(res.unresolved):
+        for imp, locs in sorted(res.evidence[pkg].items()):
             res.warn(
                 f"import '{imp}' (in {locs[0]}) has no known conda package; assumed "
                 f"'{pkg}'. If that's wrong add `imports: {{{imp}: <package>}}` to {settings_file}"

@@ -371,10 +371,18 @@ class Resolver:
         return None
 
     def _resolve(self, dotted: str) -> tuple[str, str, str]:
-        for layer in self.layers:
+        # the project's settings win outright; between the other tables the longest key wins, the
+        # earlier table on a tie (the repository map's `opentelemetry` does not hide the generated
+        # `opentelemetry.instrumentation.requests`)
+        best: tuple[str, str, str] | None = None
+        for n, layer in enumerate(self.layers):
             hit = layer.lookup(dotted)
-            if hit:
-                return hit[1], hit[0], layer.name
+            if hit and (best is None or hit[0].count(".") > best[1].count(".")):
+                best = hit[1], hit[0], layer.name
+            if best and n == 0:  # layers[0]: the settings
+                return best
+        if best:
+            return best
         public = dotted.lstrip("_")
         if public != dotted and not dotted.startswith("__") and public:
             # a private top-level module ships with its public package (_pytest: pytest, _billiard: billiard)

@@ -1,0 +1,186 @@
+"""The PyPI top-level snapshot (portable_env.toplevels) and its use in the
+generated import map: wheels read remotely through real HTTP range requests
+from a local server, the import names a wheel's paths give, and how a gap in
+the table is filled."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from portable_env import importmap, toplevels
+from portable_env.errors import UserError
+
+
+@pytest.mark.parametrize(
+    ("paths", "names"),
+    [
+        (["six.py", "six-1.17.dist-info/RECORD"], ["six"]),
+        (["yaml/__init__.py", "yaml/cyaml.py", "_yaml/__init__.py"], ["_yaml", "yaml"]),
+        (["_cffi_backend.cpython-311-x86_64-linux-gnu.so"], ["_cffi_backend"]),
+        (["google/cloud/storage/__init__.py", "google/cloud/storage/blob.py"], ["google.cloud.storage"]),
+        (["azure/__init__.py", "azure/mgmt/__init__.py", "azure/mgmt/resource/__init__.py"], ["azure.mgmt.resource"]),
+        (["backports/__init__.py", "backports/tarfile/__init__.py"], ["backports.tarfile"]),  # pkgutil namespace
+        (["keras/__init__.py:9000", "keras/api/__init__.py", "keras/src/__init__.py"], ["keras"]),  # real code
+        (["torch/__init__.py", "torch/nn/__init__.py", "torch/functional.py"], ["torch"]),
+        (["mpl_toolkits/axes_grid1/__init__.py", "mpl_toolkits/axes_grid1/a.py"], ["mpl_toolkits.axes_grid1"]),
+        (["a/b/c/d/__init__.py"], ["a.b.c.d"]),  # the whole path down to the package
+        (["x-1.data/scripts/run.py", "x-1.dist-info/METADATA", "README.md", "x/"], []),
+        (["my-tool/__init__.py", "__editable__/a.py", "pkg/data.json"], []),
+        (["doc/_static/draw.py", "services/adm/src/a.py", "win32/win32api.pyd"], []),  # no package on the way
+        (["tests/__init__.py", "test_win32api.py", "pennylane/__init__.py"], ["pennylane"]),
+    ],
+)
+def test_import_names_of_a_wheels_paths(paths: list[str], names: list[str]) -> None:
+    entries = [(p.split(":")[0], int(p.split(":")[1]) if ":" in p else 60) for p in paths]
+    assert toplevels.import_names(entries) == names
+
+
+class Served:
+    """A local HTTP server of files that answers range requests, counting bytes sent."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.sent = 0
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = served.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                rng = self.headers.get("Range")
+                if rng:
+                    start_s, end_s = rng.removeprefix("bytes=").split("-")
+                    start, end = int(start_s), min(int(end_s), len(body) - 1)
+                    body = body[start : end + 1]
+                    self.send_response(206)
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                served.sent += len(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    s = Served()
+    yield s
+    s.httpd.shutdown()
+
+
+def wheel(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_a_wheel_is_listed_from_its_end_without_fetching_it(served: Served) -> None:
+    big = wheel({"upath/__init__.py": b"x" * 500_000, "upath/core.py": b"", "u-1.dist-info/RECORD": b""})
+    served.files["/big.whl"] = big
+    with zipfile.ZipFile(toplevels.RemoteFile(served.url + "/big.whl", len(big))) as zf:
+        assert toplevels.import_names((i.filename, i.file_size) for i in zf.infolist()) == ["upath"]
+    assert served.sent <= toplevels.TAIL < len(big)
+    # a central directory longer than the first read is fetched by further ranges
+    many = wheel({f"pkg/m{i:05d}.py": b"" for i in range(2_000)} | {"pkg/__init__.py": b""})
+    served.files["/many.whl"] = many
+    with zipfile.ZipFile(toplevels.RemoteFile(served.url + "/many.whl", len(many))) as zf:
+        assert len(zf.namelist()) == 2_001
+
+
+def test_a_project_is_read_from_its_latest_wheel(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyPI's JSON, a relative file URL (as mirrors serve them), the pure-Python
+    wheel chosen over a Linux one and an sdist; no wheel: None."""
+    pure = wheel({"docket/__init__.py": b""})
+    linux = wheel({"docket_native/__init__.py": b""})
+    served.files["/files/pydocket-1-py3-none-any.whl"] = pure
+    served.files["/files/pydocket-1-cp311-manylinux_2_17_x86_64.whl"] = linux
+    urls = [
+        {"packagetype": "sdist", "url": "../../files/pydocket-1.tar.gz", "size": 1, "filename": "pydocket-1.tar.gz"},
+        {
+            "packagetype": "bdist_wheel",
+            "url": "../../files/pydocket-1-cp311-manylinux_2_17_x86_64.whl",
+            "size": len(linux),
+            "filename": "pydocket-1-cp311-manylinux_2_17_x86_64.whl",
+        },
+        {
+            "packagetype": "bdist_wheel",
+            "url": "../../files/pydocket-1-py3-none-any.whl",
+            "size": len(pure),
+            "filename": "pydocket-1-py3-none-any.whl",
+        },
+    ]
+    served.files["/pypi/pydocket/json"] = json.dumps({"urls": urls}).encode()
+    served.files["/pypi/only-sdist/json"] = json.dumps({"urls": urls[:1]}).encode()
+    monkeypatch.setattr(toplevels, "PYPI_JSON", served.url + "/pypi/{name}/json")
+    assert toplevels.project_imports("pydocket") == ["docket"]
+    assert toplevels.project_imports("only-sdist") is None
+    assert toplevels.project_imports("not-on-pypi") is None
+
+
+def test_a_gap_in_the_table_is_filled_by_the_import_s_own_project_else_the_most_downloaded() -> None:
+    rows = [
+        ("prefect", ["prefect"]),
+        ("universal-pathlib", ["upath"]),
+        ("python-crontab", ["crontab", "cronlog"]),
+        ("crontab", ["crontab"]),
+        ("sloppy", ["upath", "numpy"]),
+        ("grpcio-health-checking", ["grpc_health"]),
+        ("cupy-cuda12x", ["cupy", "cupyx"]),
+    ]
+    rows += [
+        ("django-addon", ["django.contrib.addon"]),
+        ("google-cloud-newapi", ["google.cloud.newapi"]),
+        ("azure-core-tracing-x", ["azure.core.tracing.ext.x"]),
+        ("langgraph-checkpoint", ["langgraph.checkpoint"]),
+        ("langgraph", ["langgraph.graph", "langgraph.pregel"]),
+        ("stubs-full", [f"stubs_{i}" for i in range(importmap.MAX_PROJECT_NAMES + 1)]),
+    ]
+    cands: importmap.Candidates = {
+        "numpy": {"numpy"},
+        "django": {"django"},
+        "google.cloud.storage": {"google-cloud-storage"},
+        "azure.core": {"azure-core"},
+    }
+    assert importmap.add_top_levels(cands, rows, {"grpcio-health-checking": "grpcio-health-checking"}) == 12
+    assert cands["upath"] == {"universal-pathlib"}, "the most downloaded project that ships it"
+    assert cands["crontab"] == {"crontab"}, "a project of the import's very name wins"
+    assert cands["numpy"] == {"numpy"}, "what the other sources know is kept"
+    assert cands["grpc_health"] == {"grpcio-health-checking"}
+    assert cands["cupy"] == cands["cupyx"] == {"cupy"}, "a PyPI-only build is its package"
+    assert cands["google.cloud.newapi"] == {"google-cloud-newapi"}, "a new client in a known namespace"
+    assert "django.contrib.addon" not in cands, "a known package does not become a namespace"
+    assert "stubs_0" not in cands, "a project that sprays its modules names nothing"
+    assert "azure.core.tracing.ext.x" not in cands, "nor does a known package below a namespace"
+    assert cands["langgraph"] == {"langgraph"}, "a namespace folder named after its project holds its modules"
+    assert cands["langgraph.checkpoint"] == {"langgraph-checkpoint"}
+
+
+def test_the_snapshot_file_is_read_strictly(tmp_path: Path) -> None:
+    f = tmp_path / "top.txt"
+    f.write_text("# header\nuniversal-pathlib upath\n\ngoogle-cloud-storage google.cloud.storage  # ns\n")
+    assert toplevels.read(f) == [("universal-pathlib", ["upath"]), ("google-cloud-storage", ["google.cloud.storage"])]
+    f.write_text("universal-pathlib\n")
+    with pytest.raises(UserError, match=r"top.txt:1: 'universal-pathlib' names no import; the form is"):
+        toplevels.read(f)
+    with pytest.raises(UserError, match="fetch it with scripts/fetch-top-levels"):
+        toplevels.read(tmp_path / "missing.txt")
+    text = toplevels.render([("Universal_Pathlib", ["upath"]), ("no-wheel", [])], ["h1"])
+    assert text == "# h1\nuniversal-pathlib upath\n"
