@@ -184,3 +184,23 @@ def test_the_snapshot_file_is_read_strictly(tmp_path: Path) -> None:
         toplevels.read(tmp_path / "missing.txt")
     text = toplevels.render([("Universal_Pathlib", ["upath"]), ("no-wheel", [])], ["h1"])
     assert text == "# h1\nuniversal-pathlib upath\n"
+
+
+def test_a_snapshot_is_not_written_when_pypi_cannot_be_read(
+    served: Served, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Projects without a wheel are left out; projects that cannot be read
+    (here: a JSON that is not JSON) make it an error, and no file is written."""
+    served.files["/pypi/sdist-only/json"] = json.dumps({"urls": []}).encode()
+    served.files["/pypi/broken/json"] = b"<html>"
+    monkeypatch.setattr(toplevels, "PYPI_JSON", served.url + "/pypi/{name}/json")
+    monkeypatch.setattr(toplevels, "ATTEMPTS", 1)
+    assert toplevels.fetch_all(["sdist-only"], 2) == []
+    names = tmp_path / "names.txt"
+    names.write_text("sdist-only\nbroken\n")
+    out = tmp_path / "top.txt"
+    assert toplevels.main([str(names), "--source", "test", "-o", str(out)]) == 1
+    assert not out.exists()
+    names.write_text("sdist-only\n$(touch x)\n")
+    assert toplevels.main([str(names), "--source", "test", "-o", str(out)]) == 1
+    assert not out.exists() and not (tmp_path / "x").exists()

@@ -36,6 +36,7 @@ PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 TAIL = 64 * 1024  # bytes read from the end of a wheel at first: its central directory, mostly
 NAMESPACE_INIT = 512  # bytes: a pkgutil namespace's __init__.py (extend_path, declare_namespace) is smaller
 ATTEMPTS = 4  # tries per project (a busy resolver or mirror fails now and then)
+MAX_FAILED = 0.01  # share of the projects that may fail to be read before the snapshot is refused
 LINUX_WHEEL_RE = re.compile(r"manylinux\w*_x86_64|linux_x86_64")
 
 
@@ -181,10 +182,13 @@ def read(path: Path) -> list[tuple[str, list[str]]]:
 
 def fetch_all(names: list[str], jobs: int) -> list[tuple[str, list[str]]]:
     """(project, import names) for each name, in the given order; progress on stderr.
-    A project without a wheel, or that PyPI cannot serve, is left out (and counted)."""
+    A project without a wheel is left out; when more than MAX_FAILED of the
+    projects cannot be read (network, mirror), nothing is returned but an error."""
     import sys
     import time
     from concurrent.futures import ThreadPoolExecutor
+
+    failed: list[str] = []
 
     def one(name: str) -> list[str] | None:
         for attempt in range(ATTEMPTS):
@@ -192,8 +196,10 @@ def fetch_all(names: list[str], jobs: int) -> list[tuple[str, list[str]]]:
                 return project_imports(name)
             except (OSError, ValueError, zipfile.BadZipFile) as e:
                 if attempt + 1 == ATTEMPTS:
+                    failed.append(f"{name}: {e}")
                     print(f"fetch-top-levels: {name}: {e}", file=sys.stderr)
-                time.sleep(2**attempt)
+                else:
+                    time.sleep(2**attempt)
         return None
 
     out: list[tuple[str, list[str]]] = []
@@ -203,6 +209,11 @@ def fetch_all(names: list[str], jobs: int) -> list[tuple[str, list[str]]]:
                 out.append((name, imps))
             if i % 500 == 0 or i == len(names):
                 print(f"fetch-top-levels: {i}/{len(names)} projects, {len(out)} with a wheel", file=sys.stderr)
+    if len(failed) > MAX_FAILED * len(names):
+        raise UserError(
+            f"{len(failed)} of {len(names)} projects could not be read (first: {failed[0]}); "
+            "nothing written: check the connection to pypi.org and run it again"
+        )
     return out
 
 
