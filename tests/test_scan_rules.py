@@ -314,6 +314,65 @@ def test_a_namespace_folder_no_package_is_known_by_is_the_projects_own(tmp_path:
     assert "numpy" in res.required, "a known package is never hidden by a folder"
 
 
+def test_an_old_style_namespace_init_does_not_make_the_namespace_the_projects(tmp_path: Path) -> None:
+    """opencensus/__init__.py that only declares a namespace (pkg_resources or
+    pkgutil): `opencensus.trace` is another distribution's, and the modules of
+    the project's own package below it are entry points as a top-level
+    package's are."""
+    ns = "__import__('pkg_resources').declare_namespace(__name__)\n"
+    pkgutil = "from pkgutil import extend_path\n__path__ = extend_path(__path__, __name__)\n"
+    proj = write(
+        tmp_path,
+        {
+            "opencensus/__init__.py": ns,
+            "opencensus/ext/__init__.py": pkgutil,
+            "opencensus/ext/azure/__init__.py": "",
+            "opencensus/ext/azure/common/__init__.py": "",
+            "opencensus/ext/azure/common/transport.py": "import requests\nimport psutil\n",
+            "opencensus/ext/azure/trace_exporter/__init__.py": "from opencensus.trace import span\n"
+            "from opencensus.ext.azure.common.transport import T\n",
+        },
+    )
+    res = scan(proj)
+    assert {"opencensus", "requests", "psutil"} <= res.required, (res.required, res.on_demand)
+
+
+def test_a_code_less_folder_mirroring_a_known_namespace_is_no_sys_path_root(tmp_path: Path) -> None:
+    """llama_index/indices/managed/llama_cloud/ (a namespace distribution's
+    package): nothing runs from llama_index/indices/managed/, so its
+    llama_cloud/ does not hide the llama-cloud package; a folder of scripts
+    still is a root (scripts/helpers.py beside scripts/run.py)."""
+    proj = write(
+        tmp_path,
+        {
+            "llama_index/indices/managed/llama_cloud/__init__.py": "from llama_cloud.lib.index import base\n",
+            "scripts/run.py": "import helpers\n",
+            "scripts/helpers.py": "",
+        },
+    )
+    res = scan(proj)
+    assert "llama-cloud" in res.required and "helpers" not in res.required
+
+
+def test_a_table_of_module_names_beside_distribution_names_loads_nothing(tmp_path: Path) -> None:
+    """Dotted paths into a namespace package in a list are modules loaded by
+    name (an extension list) unless the list also holds strings no module is
+    named: then it is a table of names the code compares with."""
+    proj = write(
+        tmp_path,
+        {
+            "conf.py": 'extensions = ["sphinxcontrib.jsmath", "sphinx.ext.autodoc"]\n',
+            "mylib/__init__.py": "from mylib import consts\n",
+            "mylib/consts.py": 'SUPPORTED = (\n    "opentelemetry.instrumentation.flask",\n'
+            '    "opentelemetry-instrumentation-tornado",\n)\n',
+        },
+    )
+    res = scan(proj)
+    installed = res.required | res.on_demand | res.optional
+    assert "sphinxcontrib-jsmath" in res.required
+    assert not any(p.startswith("opentelemetry") for p in installed), installed
+
+
 def test_only_a_line_that_starts_a_statement_is_a_magic(tmp_path: Path) -> None:
     """A `%` line inside open brackets is the modulo operator, a `?` line
     inside a triple-quoted string is text, a line after a backslash continues

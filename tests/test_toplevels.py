@@ -152,14 +152,16 @@ def test_a_gap_in_the_table_is_filled_by_the_import_s_own_project_else_the_most_
         ("langgraph-checkpoint", ["langgraph.checkpoint"]),
         ("langgraph", ["langgraph.graph", "langgraph.pregel"]),
         ("stubs-full", [f"stubs_{i}" for i in range(importmap.MAX_PROJECT_NAMES + 1)]),
+        ("apache-airflow-providers-ftp", ["airflow.providers.ftp"]),
     ]
     cands: importmap.Candidates = {
         "numpy": {"numpy"},
         "django": {"django"},
         "google.cloud.storage": {"google-cloud-storage"},
         "azure.core": {"azure-core"},
+        "airflow": {"airflow"},
     }
-    assert importmap.add_top_levels(cands, rows, {"grpcio-health-checking": "grpcio-health-checking"}) == 12
+    assert importmap.add_top_levels(cands, rows, {"grpcio-health-checking": "grpcio-health-checking"}) == 13
     assert cands["upath"] == {"universal-pathlib"}, "the most downloaded project that ships it"
     assert cands["crontab"] == {"crontab"}, "a project of the import's very name wins"
     assert cands["numpy"] == {"numpy"}, "what the other sources know is kept"
@@ -169,6 +171,9 @@ def test_a_gap_in_the_table_is_filled_by_the_import_s_own_project_else_the_most_
     assert "django.contrib.addon" not in cands, "a known package does not become a namespace"
     assert "stubs_0" not in cands, "a project that sprays its modules names nothing"
     assert "azure.core.tracing.ext.x" not in cands, "nor does a known package below a namespace"
+    assert cands["airflow.providers.ftp"] == {"apache-airflow-providers-ftp"}, (
+        "below a known package, a project named after the path is a namespace distribution"
+    )
     assert cands["langgraph"] == {"langgraph"}, "a namespace folder named after its project holds its modules"
     assert cands["langgraph.checkpoint"] == {"langgraph-checkpoint"}
 

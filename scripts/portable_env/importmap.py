@@ -219,7 +219,9 @@ def add_top_levels(cands: Candidates, rows: list[tuple[str, list[str]]], pypi_to
     project's name too. A dotted name below a package the other sources know,
     other than through one of their namespaces, is left out (an add-on
     shipping azure/core/tracing/ext/x/ does not make azure.core, which is
-    azure-core, a namespace). Returns the number of names added."""
+    azure-core, a namespace), unless a project named after that path ships
+    it (apache-airflow-providers-ftp: airflow.providers.ftp, below airflow).
+    Returns the number of names added."""
     known = set(cands) | {k.split(".")[0] for k in cands}
     spaces = find_namespaces(dict(cands))
     shipped: dict[str, list[str]] = defaultdict(list)
@@ -234,13 +236,22 @@ def add_top_levels(cands: Candidates, rows: list[tuple[str, list[str]]], pypi_to
     for imp, projects in shipped.items():
         parts = imp.split(".")
         prefixes = (".".join(parts[:i]) for i in range(1, len(parts)))
-        if imp in cands or any(p in known and p not in spaces for p in prefixes):
+        if imp in cands:
+            continue
+        if any(p in known and p not in spaces for p in prefixes) and not any(named_after(p, imp) for p in projects):
             continue
         same = [p for p in projects if canon(p) == canon(imp) or VARIANT_RE.sub("", canon(p)) == canon(imp)]
         project = VARIANT_RE.sub("", canon((same or projects)[0]))
         cands[imp] = {pypi_to_conda.get(project, project)}
         added += 1
     return added
+
+
+def named_after(project: str, dotted: str) -> bool:
+    """The project's name ends with the dotted import path (apache-airflow-providers-ftp
+    ships airflow.providers.ftp, llama-index-core llama_index.core): a namespace
+    distribution, named after where it installs, as such distributions are."""
+    return "." in dotted and canon(project).endswith(canon(dotted))
 
 
 def find_namespaces(cands: Candidates) -> set[str]:

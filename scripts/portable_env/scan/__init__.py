@@ -29,7 +29,12 @@ Rules:
   folder numpy/ is numpy, as in Python; but a name no package is known by
   that is such a folder is the project's own namespace package:
   `from madewithml import models` with madewithml/ and no
-  madewithml/models.py cached), the standard library of the
+  madewithml/models.py cached; a folder whose __init__.py only declares an
+  old-style namespace, `extend_path`/`declare_namespace`, is such a folder
+  too: dbt.adapters beside dbt/adapters/snowflake/ is dbt-adapters; a folder
+  with no code of its own that mirrors a known namespace,
+  llama_index/indices/managed/, is no sys.path root: its llama_cloud/ does
+  not hide llama-cloud), the standard library of the
   target Python (any newer one's too, Python 2's), `if TYPE_CHECKING:`
   blocks, examples/ and docs/ folders shipped inside a package, branches
   for other platforms or Python versions, Windows/macOS-only modules and
@@ -96,7 +101,9 @@ Rules:
   fail without x, also in functions of a package's modules: no lazy import;
   optional under a try or in its handler, a fallback; the project's own
   distribution, `version("python-keycloak")` in keycloak/, is none), and so do dotted module paths into namespace
-  packages written as strings ('sphinxcontrib.jsmath' in an extension list),
+  packages written as strings ('sphinxcontrib.jsmath' in an extension list;
+  not in a list that also holds strings no module is named, a table of names
+  to compare with),
   and the magics that import a package (`%load_ext x`, `%matplotlib widget`,
   `%%cython`: the table in portable_env.scan.magics), and modules run as
   programs (`!python -m x`, `%run -m x`, `[sys.executable, "-m", "x"]`,
@@ -134,7 +141,13 @@ from portable_env.scan.mapping import (
 from portable_env.scan.output import Result, render
 from portable_env.scan.parse import Context, Use
 from portable_env.scan.pool import parse_all
-from portable_env.scan.reach import LocalIndex, build_local_index, is_vendored, mark_reachability
+from portable_env.scan.reach import (
+    LocalIndex,
+    build_local_index,
+    is_vendored,
+    mark_reachability,
+    without_namespace_inits,
+)
 from portable_env.scan.sources import is_test_path, select_sources
 
 __all__ = [
@@ -182,8 +195,9 @@ def scan(
         raise UserError(
             f"{root}: no .py or .ipynb files found; put the project's Python files (or notebooks) in this folder"
         )
-    local = build_local_index(root, dirs)
+    dirs = without_namespace_inits(dirs)
     maps = load_mapping(imports or {}, mapping, mapping_given)
+    local = build_local_index(root, dirs, maps.namespaces)
     stdlib = stdlib_names(python)
     ctx = Context(Evaluator(python), stdlib, {n.split(".")[0] for n in maps.namespaces})
     parsed = parse_all(root, sources, ctx)

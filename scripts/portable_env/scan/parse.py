@@ -429,11 +429,17 @@ class Scanner:
         """'sphinxcontrib.jsmath' in a list or call: a module loaded by name
         (extension and plugin registries). Only dotted paths into a known
         namespace package count. Given to a lazy loader (`LazyModule("orbax.checkpoint")`,
-        `lazy_import(...)`), it loads on first use, as an import in a function does."""
+        `lazy_import(...)`), it loads on first use, as an import in a function does.
+        A collection that also holds strings no module is named (a distribution's
+        `opentelemetry-instrumentation-tornado` beside `opentelemetry.instrumentation.flask`)
+        is a table of names to compare with, not modules to load."""
         for n in ast.walk(node):
             late = False
             if isinstance(n, (ast.List, ast.Tuple, ast.Set)):
                 items = n.elts
+                texts = [t for t in map(g.const_str, items) if t is not None]
+                if any(not g.MODULE_RE.fullmatch(t) for t in texts):
+                    continue
             elif isinstance(n, ast.Call):
                 items = n.args
                 late = bool(LAZY_CALL_RE.search(g.dotted(n.func).rsplit(".", 1)[-1]))

@@ -4,8 +4,9 @@ and which modules the entry points load (reachability)."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ VENDOR_DIRS = {
 }
 
 Dirs = dict[Path, list[str]]  # folder -> its file names (the walked tree)
+NAMESPACE_INIT_BYTES = 4096  # the declaration opens the file
+NAMESPACE_INIT_RE = re.compile(rb"\bextend_path\(\s*__path__|\bdeclare_namespace\(\s*__name__")
 
 
 def is_vendored(path: str) -> bool:
@@ -80,20 +83,59 @@ class LocalIndex:
         return top in self.siblings.get(folder or ".", ())
 
 
-def build_local_index(root: Path, dirs: Dirs) -> LocalIndex:
+def namespace_init(path: Path) -> bool:
+    """The __init__.py declares an old-style namespace package
+    (`__path__ = extend_path(__path__, __name__)`, `declare_namespace(__name__)`):
+    its other submodules come from other distributions (dbt.adapters beside
+    dbt-snowflake's dbt/adapters/snowflake/)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(NAMESPACE_INIT_BYTES)
+    except OSError:
+        return False
+    return NAMESPACE_INIT_RE.search(head) is not None
+
+
+def without_namespace_inits(dirs: Dirs) -> Dirs:
+    """The tree as Python sees its packages: a folder whose __init__.py only
+    declares an old-style namespace (namespace_init) is a namespace folder,
+    as one without __init__.py is (its own modules are the project's, the
+    rest of the namespace is other distributions')."""
+    out = dict(dirs)
+    for d, files in dirs.items():
+        if "__init__.py" in files and namespace_init(d / "__init__.py"):
+            out[d] = [f for f in files if f != "__init__.py"]
+    return out
+
+
+def build_local_index(root: Path, dirs: Dirs, namespaces: Collection[str] = ()) -> LocalIndex:
     """Index modules reachable from each sys.path root found in the tree.
 
     Roots: the project folder, its src/, every folder of code that is not a
     package (scripts import their siblings), the parent of every top-level
-    package, and vendored-code folders.
+    package, and vendored-code folders. A folder that holds no code of its
+    own and mirrors a known namespace package (`namespaces`, dotted:
+    llama_index/indices/managed/ above llama_cloud/) is that namespace, not a
+    root: nothing runs from it.
     """
     idx = LocalIndex()
     has_init = {d for d, files in dirs.items() if "__init__.py" in files}
     roots = {root, root / "src"}
+
+    def mirrors_namespace(d: Path) -> bool:
+        files = dirs.get(d, ())
+        if any(f.endswith(".ipynb") or module_name(f) not in (None, "__init__") for f in files):
+            return False  # scripts or notebooks beside it run from here
+        return any(
+            d != base and d.is_relative_to(base) and ".".join(d.relative_to(base).parts) in namespaces
+            for base in (root, root / "src")
+        )
+
     for d in dirs:
         if d not in has_init:
-            roots.add(d)
-        elif d.parent not in has_init:
+            if not mirrors_namespace(d):
+                roots.add(d)
+        elif d.parent not in has_init and not mirrors_namespace(d.parent):
             roots.add(d.parent)
         if d.name in VENDOR_DIRS:
             roots.add(d)
