@@ -178,6 +178,29 @@ def test_a_gap_in_the_table_is_filled_by_the_import_s_own_project_else_the_most_
     assert cands["langgraph.checkpoint"] == {"langgraph-checkpoint"}
 
 
+def test_a_known_package_that_namespace_distributions_extend_keeps_its_row() -> None:
+    """fluent is fluent-logger's package; fluent-syntax ships fluent.syntax
+    beside it. `import fluent.sender` stays fluent-logger, `fluent.syntax`
+    is fluent-syntax; a namespace no source knows as a package maps to nothing,
+    nor does one that several projects ship (databricks: databricks-sdk's,
+    databricks-connect's, koalas' ...)."""
+    cands: importmap.Candidates = {"fluent": {"fluent-logger"}, "databricks": {"koalas"}}
+    rows = [
+        ("fluent-syntax", ["fluent.syntax"]),
+        ("acme-widgets", ["acme.widgets"]),
+        ("databricks-sdk", ["databricks"]),
+        ("koalas", ["databricks"]),
+        ("databricks-labs-lsql", ["databricks.labs.lsql"]),
+    ]
+    known = set(cands) - importmap.find_namespaces(dict(cands)) - importmap.shared_names(rows)
+    importmap.add_top_levels(cands, rows, {})
+    imports, _ = importmap.choose(cands, importmap.find_namespaces(cands), keep=known)
+    assert imports["fluent"] == "fluent-logger" and imports["fluent.syntax"] == "fluent-syntax"
+    assert "databricks" not in imports and imports["databricks.labs.lsql"] == "databricks-labs-lsql"
+    assert "acme" not in imports and imports["acme.widgets"] == "acme-widgets"
+    assert "fluent" not in importmap.choose(cands, importmap.find_namespaces(cands))[0], "the rule under test"
+
+
 def test_the_snapshot_file_is_read_strictly(tmp_path: Path) -> None:
     f = tmp_path / "top.txt"
     f.write_text("# header\nuniversal-pathlib upath\n\ngoogle-cloud-storage google.cloud.storage  # ns\n")

@@ -18,8 +18,9 @@ The table is built offline from data that installs with the pinned tools
    import's very name if one ships it, else the most downloaded one that does
    (``upath``: universal-pathlib, ``grpc_health``: grpcio-health-checking);
    never a dotted name under a package the other sources know outside their
-   namespaces, nor the names of a project that installs more than
-   MAX_PROJECT_NAMES of them.
+   namespaces (unless its project is named after the path, as namespace
+   distributions are: apache-airflow-providers-ftp, airflow.providers.ftp),
+   nor the names of a project that installs more than MAX_PROJECT_NAMES of them.
 
 Cleaning rules (kinds, not single packages):
 
@@ -32,7 +33,10 @@ Cleaning rules (kinds, not single packages):
   dropped (unless a package of its very name exists) and it is listed under
   ``namespaces:`` so that the scan can name the sub-package; a dotted row
   naming an unrelated package (dns.rdtypes -> dnspython) maps its top level
-  instead;
+  instead; a package sources 1-3 know keeps its row when only the snapshot's
+  namespace distributions extend it (fluent: fluent-logger, beside
+  fluent-syntax's fluent.syntax), unless several snapshot projects ship that
+  very name (databricks: a namespace shared through old-style __init__.py);
 - several candidates and none named like the import: the first of
   python-X / pyX / X-python / shortest / alphabetical is chosen and all of
   them are listed under ``ambiguous:`` (the scan warns when one is used).
@@ -46,6 +50,7 @@ import json
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +259,17 @@ def named_after(project: str, dotted: str) -> bool:
     return "." in dotted and canon(project).endswith(canon(dotted))
 
 
+def shared_names(rows: list[tuple[str, list[str]]]) -> set[str]:
+    """Import names that two or more projects of the snapshot ship (each its own
+    subpackage below an old-style namespace __init__.py)."""
+    count: dict[str, int] = defaultdict(int)
+    for _project, imps in rows:
+        if len(imps) <= MAX_PROJECT_NAMES:
+            for imp in set(imps):
+                count[imp] += 1
+    return {imp for imp, n in count.items() if n > 1}
+
+
 def find_namespaces(cands: Candidates) -> set[str]:
     """Prefixes with a child row whose package is named after the dotted path
     (google.cloud.storage -> google-cloud-storage). A child row naming an
@@ -276,8 +292,13 @@ def find_namespaces(cands: Candidates) -> set[str]:
     return namespaces
 
 
-def choose(cands: Candidates, namespaces: set[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """(import -> the chosen package, import -> every candidate where several were possible)."""
+def choose(
+    cands: Candidates, namespaces: set[str], keep: Collection[str] = ()
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(import -> the chosen package, import -> every candidate where several were possible).
+    `keep`: names whose rows stay even if they are namespaces now (a package the other
+    sources know, that namespace distributions from the snapshot extend: fluent of
+    fluent-logger, beside fluent-syntax's fluent.syntax)."""
     imports: dict[str, str] = {}
     ambiguous: dict[str, list[str]] = {}
     for imp, condas in cands.items():
@@ -285,7 +306,7 @@ def choose(cands: Candidates, namespaces: set[str]) -> tuple[dict[str, str], dic
             continue
         same = [c for c in condas if canon(c) == canon(imp)]
         # a namespace maps only to a real package of its own name
-        if imp in namespaces and (not same or any(c.endswith("-nspkg") for c in condas)):
+        if imp in namespaces and imp not in keep and (not same or any(c.endswith("-nspkg") for c in condas)):
             continue
         if same:
             condas = {min(same)}
@@ -309,9 +330,12 @@ def build(requirements: Path, top_levels: Path) -> dict[str, Any]:
     pypi_to_conda.update(renames)
     used = add_installed(cands, wanted, pypi_to_conda)
     snapshot = toplevels.read(top_levels)
+    # what the other sources know as packages, unless several projects ship that very name
+    # (databricks of databricks-sdk, -connect, koalas ...: a namespace shared in practice)
+    packages = set(cands) - find_namespaces(dict(cands)) - shared_names(snapshot)
     add_top_levels(cands, snapshot, pypi_to_conda)
     namespaces = find_namespaces(cands)
-    imports, ambiguous = choose(cands, namespaces)
+    imports, ambiguous = choose(cands, namespaces, keep=packages)
     return {
         "sources": {
             "depfinder": version,
