@@ -232,3 +232,22 @@ def test_a_snapshot_is_not_written_when_pypi_cannot_be_read(
     names.write_text("sdist-only\n$(touch x)\n")
     assert toplevels.main([str(names), "--source", "test", "-o", str(out)]) == 1
     assert not out.exists() and not (tmp_path / "x").exists()
+
+
+def test_an_installed_distribution_names_its_importable_top_levels(tmp_path: Path) -> None:
+    """The one reader of an installed dist-info (the import map's tools venv,
+    install-pypi's record): top_level.txt where there is one, else RECORD;
+    never a name no import can spell (yaml-stubs, a hash-named module)."""
+    import importlib.metadata as md
+
+    listed = tmp_path / "listed-1.0.dist-info"
+    listed.mkdir()
+    (listed / "top_level.txt").write_text("listed\nlisted-stubs\n6ec57f__mypyc\n_listed\n")
+    bare = tmp_path / "bare-1.0.dist-info"
+    bare.mkdir()
+    (bare / "RECORD").write_text(
+        "bare/__init__.py,,\nbare/x.py,,\nsolo.py,,\n_speed.cpython-311-x86_64-linux-gnu.so,,\n"
+        "bare-stubs/__init__.pyi,,\n../../bin/bare,,\nbare-1.0.dist-info/METADATA,,\n__pycache__/solo.pyc,,\n"
+    )
+    assert toplevels.installed_names(md.Distribution.at(listed)) == {"listed", "_listed"}
+    assert toplevels.installed_names(md.Distribution.at(bare)) == {"bare", "solo", "_speed"}

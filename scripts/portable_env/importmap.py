@@ -97,27 +97,6 @@ def depfinder_data() -> tuple[Path, str]:
     return folder / "pkg_data", md.version("depfinder")
 
 
-def dist_top_levels(dist: md.Distribution) -> set[str]:
-    """Top-level import names a distribution installs."""
-    text = dist.read_text("top_level.txt")
-    names: set[str] = set()
-    if text:
-        names = {n.strip().replace("/", ".") for n in text.split() if n.strip()}
-    else:
-        for f in dist.files or []:
-            parts = f.parts
-            if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] in ("..", "__pycache__"):
-                continue
-            if len(parts) == 1:
-                if f.suffix == ".py":
-                    names.add(f.stem)
-                elif f.suffix in (".so", ".pyd"):
-                    names.add(f.name.split(".")[0])
-            elif any(p.endswith(".py") for p in parts[-1:]):
-                names.add(parts[0])
-    return {n for n in names if n.isidentifier() and not n.startswith("__")}
-
-
 def whl2conda_renames() -> dict[str, str]:
     """PyPI name -> conda package from whl2conda's bundled stdrename.json.
 
@@ -190,7 +169,7 @@ def add_installed(cands: Candidates, wanted: set[str], pypi_to_conda: dict[str, 
             continue
         used.append(f"{name}=={dist.version}")
         conda = pypi_to_conda.get(canon(name), canon(name))
-        for imp in dist_top_levels(dist):
+        for imp in toplevels.installed_names(dist):
             venv[imp].add(conda)
     for imp, condas in venv.items():
         if imp not in cands:

@@ -14,6 +14,7 @@ import argparse
 import base64
 import configparser
 import hashlib
+import importlib.metadata as md
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from email.parser import Parser
 from pathlib import Path
 from typing import Any
 
+from portable_env import toplevels
 from portable_env.errors import UserError, run
 from portable_env.files import conda_file_owners, sha256_of, write_atomic
 from portable_env.pypi import Locked, read_lock, uv, uv_env
@@ -263,32 +265,12 @@ def install(prefix: Path, lock_file: Path, cache_dir: Path) -> list[dict[str, An
                 "filename": item.filename,
                 "license": license_of(info),
                 "dist_info": info.relative_to(prefix).as_posix(),
-                "top_level": top_level(info),
+                "top_level": sorted(toplevels.installed_names(md.Distribution.at(info))),
             }
         )
     write_atomic(prefix / RECORD, json.dumps({"index": index, "packages": installed}, indent=1) + "\n")
     print(f"pypi: installed {len(installed)} PyPI packages from {lock_file}", file=sys.stderr)
     return installed
-
-
-def top_level(dist_info: Path) -> list[str]:
-    """The importable top-level modules of an installed distribution (top_level.txt, else its RECORD)."""
-    tl = dist_info / "top_level.txt"
-    if tl.is_file():
-        return sorted({n.strip() for n in tl.read_text().splitlines() if n.strip() and "/" not in n})
-    found = set()
-    for row in (dist_info / "RECORD").read_text().splitlines():
-        rel = row.split(",", 1)[0]
-        head = rel.split("/", 1)[0]
-        if rel.startswith("../") or head.endswith((".dist-info", ".data")) or head == "__pycache__":
-            continue
-        if "/" in rel or head.endswith(".py"):
-            name = head[:-3] if head.endswith(".py") and "/" not in rel else head
-            if name.isidentifier():
-                found.add(name)
-        elif head.endswith(".so"):
-            found.add(head.split(".", 1)[0])
-    return sorted(found)
 
 
 def installed_record(prefix: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ The file: one line per project, in rank order, ``project import import ...``; ``
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import io
 import json
 import re
@@ -81,6 +82,29 @@ class RemoteFile(io.RawIOBase):
         buffer[: len(data)] = data
         self.pos += len(data)
         return len(data)
+
+
+def installed_names(dist: md.Distribution) -> set[str]:
+    """Top-level import names an installed distribution provides (its top_level.txt, else
+    the modules and packages its RECORD lists): the one reader of an installed
+    dist-info, for the import map (the tools venv) and install-pypi's record."""
+    text = dist.read_text("top_level.txt")
+    names: set[str] = set()
+    if text:
+        names = {n.strip().replace("/", ".") for n in text.split() if n.strip()}
+    else:
+        for f in dist.files or []:
+            parts = f.parts
+            if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] in ("..", "__pycache__"):
+                continue
+            if len(parts) == 1:
+                if f.suffix == ".py":
+                    names.add(f.stem)
+                elif f.suffix in (".so", ".pyd"):
+                    names.add(f.name.split(".")[0])
+            elif any(p.endswith(".py") for p in parts[-1:]):
+                names.add(parts[0])
+    return {n for n in names if n.isidentifier() and not n.startswith("__")}
 
 
 def pick_wheel(files: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
