@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import write_tree
 from portable_env.scan import is_test_path, scan
 from portable_env.scan.magics import cell_source, magic_imports
@@ -824,3 +825,69 @@ def test_a_pytest_plugin_package_is_its_own_code(tmp_path: Path) -> None:
     assert is_test_path(Path("pytest_fixtures.py")) and is_test_path(Path("pytest_playwright/tests/x.py"))
     assert not is_test_path(Path("pytest_playwright/pytest_playwright.py"))
     assert not is_test_path(Path("src/pytest_django/plugin.py"))
+
+
+# engines ------------------------------------------------------- calls that load a package
+
+PD = "import pandas as pd\ndf = pd.DataFrame()\n"
+ENGINE_CASES = [
+    # (code of run.py, packages it needs besides its imports, packages it must not get)
+    (PD + 'pd.read_excel("sales.xlsx")\n', {"openpyxl"}, set()),
+    (PD + 'pd.read_excel("old.xls")\n', {"xlrd"}, {"openpyxl"}),
+    (PD + 'pd.read_excel(path, engine="calamine")\n', {"python-calamine"}, {"openpyxl"}),
+    (PD + 'with pd.ExcelWriter("o.xlsx", engine="xlsxwriter") as w:\n    df.to_excel(w)\n', {"xlsxwriter"}, set()),
+    (PD + 'df.to_parquet("x.parquet")\n', {"pyarrow"}, set()),
+    (PD + 'df.to_parquet("x.parquet", engine="fastparquet")\n', {"fastparquet"}, {"pyarrow"}),
+    (PD + 'store = pd.HDFStore("x.h5")\n', {"pytables"}, set()),
+    (PD + 'pd.read_html(url, flavor="bs4")\n', {"beautifulsoup4", "html5lib"}, {"lxml"}),
+    (PD + 'pd.read_xml("x.xml", parser="etree")\n', set(), {"lxml"}),
+    (PD + 'pd.read_csv("x.csv", engine="pyarrow")\n', {"pyarrow"}, set()),
+    (PD + 'pd.read_csv("x.csv")\n', set(), {"pyarrow"}),
+    (PD + 'print(df.to_markdown())\n', {"tabulate"}, set()),
+    (PD + 'df["a"].plot.hist()\n', {"matplotlib-base"}, set()),
+    ("import polars as pl\nimport pandas\npl.read_parquet('x.parquet')\n", set(), {"pyarrow"}),
+    ("def save(df):\n    df.to_parquet('x.parquet')\n", set(), {"pyarrow"}),
+    ("import xarray as xr\nxr.open_dataset('t2m.nc')\n", {"netcdf4"}, set()),
+    ("import xarray as xr\nxr.open_dataset('cube.zarr')\n", {"zarr"}, {"netcdf4"}),
+    ("import xarray as xr\nxr.open_dataset(p, engine='h5netcdf')\n", {"h5netcdf"}, {"netcdf4"}),
+    ("import xarray as xr\nds = xr.open_mfdataset('data/*.nc')\n", {"netcdf4", "dask-core"}, set()),
+    ("import xarray as xr\nds = xr.tutorial.load_dataset('air_temperature')\n", {"pooch", "netcdf4"}, set()),
+    ("import plotly.express as px\nfig = px.line(x=[1])\nfig.write_image('f.png')\n", {"python-kaleido"}, set()),
+    ("import networkx as nx\nnx.draw(nx.path_graph(3))\n", {"matplotlib-base"}, set()),
+    ("from tqdm.notebook import tqdm\n", {"ipywidgets"}, set()),
+    ("from tqdm.auto import tqdm\n", set(), {"ipywidgets"}),
+]
+
+
+@pytest.mark.parametrize(("code", "needs", "not_needed"), ENGINE_CASES)
+def test_a_call_that_loads_a_package_by_name_needs_it(
+    tmp_path: Path, code: str, needs: set[str], not_needed: set[str]
+) -> None:
+    """`pd.read_excel("x.xlsx")` fails on the target without openpyxl although
+    no line imports it: a call of the engine table (portable_env.scan.engines)
+    is an import of what it loads, picked by engine=, the path's suffix or the
+    library's default, when the file imports the call's library."""
+    res = scan(write(tmp_path, {"run.py": code}))
+    assert needs <= res.required, f"missing {sorted(needs - res.required)}"
+    assert not (not_needed & (res.required | res.optional | res.on_demand))
+
+
+def test_an_engine_call_is_classified_like_an_import_there(tmp_path: Path) -> None:
+    """A notebook's library import in one cell counts for a call in another; a
+    call under an ImportError guard is optional; in a function of a package's
+    inner module it is on demand, as a lazy import there would be, also when
+    several modules call it (not the late-import rule's dependency)."""
+    nb = notebook("import pandas as pd\n", "df = pd.read_hdf('x.h5')\n")
+    assert "pytables" in scan(write(tmp_path / "nb", {"a.ipynb": nb})).required
+    guarded = PD + "try:\n    print(df.to_markdown())\nexcept ImportError:\n    print(df)\n"
+    assert "tabulate" in scan(write(tmp_path / "g", {"run.py": guarded})).optional
+    lib = {
+        "pkg/__init__.py": "from pkg import core\n",
+        "pkg/core.py": "import pandas\n",
+        "pkg/export.py": "import pandas\ndef save(df):\n    df.to_excel('x.xlsx')\n",
+        "pkg/report.py": "import pandas\ndef write(df):\n    df.to_excel('r.xlsx')\n",
+    }
+    res = scan(write(tmp_path / "lib", lib))
+    assert "openpyxl" in res.on_demand and "openpyxl" not in res.required, (
+        "called in functions of two modules: still on demand (an import there would count as the package's own)"
+    )

@@ -16,7 +16,8 @@ word (`_plotly_utils` -> plotly); never a name with a leading dash.
 
 Modules: sources (which files; the test-code rule), magics (notebook cells
 as Python, the magics that import a package), parse (the AST scanner, Use
-records), evaluate (platform/version tests), guards (optional / on-demand /
+records), engines (calls that make a library load a package), evaluate
+(platform/version tests), guards (optional / on-demand /
 TYPE_CHECKING / flags), reach (local modules and reachability from entry
 points), mapping (layers, standard library), output (Result, YAML); corpus
 is the application-code benchmark (scripts/score-corpus).
@@ -105,7 +106,13 @@ Rules:
   not in a list that also holds strings no module is named, a table of names
   to compare with),
   and the magics that import a package (`%load_ext x`, `%matplotlib widget`,
-  `%%cython`: the table in portable_env.scan.magics), and modules run as
+  `%%cython`: the table in portable_env.scan.magics), and calls that make
+  a library load a package by name, in a file that imports that library
+  (`pd.read_excel("x.xlsx")`: openpyxl, `.xls`: xlrd, `engine="calamine"`:
+  python-calamine; `df.to_parquet`: pyarrow; `xr.open_dataset`: netCDF4;
+  `fig.write_image`: kaleido; `nx.draw`: matplotlib; `from tqdm.notebook
+  import tqdm`: ipywidgets; the table in portable_env.scan.engines; in a
+  package's functions on demand), and modules run as
   programs (`!python -m x`, `%run -m x`, `[sys.executable, "-m", "x"]`,
   `os.system("python -m x")`); a dotted import whose
   key is a submodule shipped by another conda package (`dask.distributed` ->

@@ -46,7 +46,12 @@ recall = |installed ∩ truth| / |truth| (truth the scan lists as optional,
 imported only under an ImportError guard with a fallback, is reported and
 left out); precision = installed packages that
 are declared or whose import really happens (its name is in `imported`)
-over |installed|. Micro-averaged over the sources.
+over |installed|. Micro-averaged over the sources. A wrong package that the
+scan installs only for what a call makes a library load (`pd.read_excel`:
+openpyxl; the engine table, portable_env.scan.engines) is also reported as
+`loaded=`, and `precision_with_loaded` counts those as right: the regular
+expression sees no import of them, so that is the scan's table checking
+itself, not an independent truth.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ import yaml
 
 from portable_env.errors import UserError
 from portable_env.files import canon, is_test_path
-from portable_env.scan import scan
+from portable_env.scan import engines, scan
 from portable_env.scan.mapping import GENERATED_MAPPING, Layer, load_layer, stdlib_names
 
 # Same package under several names (PyPI, conda-forge, the import name).
@@ -156,6 +161,7 @@ class Repo:
     renamed: dict[str, str] = field(default_factory=dict)  # import name -> the declared package of another name
     unparsed: int = 0  # files or cells the scan could not parse
     guessed: set[str] = field(default_factory=set)  # installed under the import's own name, no layer knows it
+    loaded: set[str] = field(default_factory=set)  # wrong, but what a call of the engine table loads (read_excel)
 
 
 @dataclass
@@ -503,6 +509,8 @@ def score_repo(name: str, root: Path, dist: str | None = None) -> Repo:
             continue
         if not tops & r.imported or (tops and all(t in r.renamed for t in tops)):
             r.wrong.add(norm(pkg))  # no import of it happens, or its imports are a declared package's (renamed)
+            if set(res.evidence.get(pkg, {})) <= engines.LOADED:
+                r.loaded.add(norm(pkg))  # no import line names it: a library loads it for a call (engines)
     return r
 
 
@@ -533,16 +541,19 @@ def score(sources: Path, cache: Path, fetch: bool = False) -> tuple[list[Repo], 
             + (f" guarded={','.join(sorted(r.guarded))}" if r.guarded else "")
             + (f" unparsed={r.unparsed}" if r.unparsed else "")
             + (f" guessed={','.join(sorted(r.guessed))}" if r.guessed else "")
+            + (f" loaded={','.join(sorted(r.loaded))}" if r.loaded else "")
         )
     truth = sum(len(r.truth) - len(r.guarded) for r in repos)
     hit = truth - sum(len(r.missed) for r in repos)
     inst = sum(len(r.installed) for r in repos)
     ok = inst - sum(len(r.wrong) for r in repos)
+    loaded = sum(len(r.loaded) for r in repos)
     recall = hit / truth if truth else 1.0
     precision = ok / inst if inst else 1.0
     lines.append(
         f"RESULT installed_recall={recall:.3f} precision={precision:.3f} sources={len(repos)} "
         f"sdists={len(src.sdists)} files={sum(len(r.files) for r in repos)} truth={truth} "
-        f"guessed={sum(len(r.guessed) for r in repos)}"
+        f"guessed={sum(len(r.guessed) for r in repos)} loaded={loaded} "
+        f"precision_with_loaded={(ok + loaded) / inst if inst else 1.0:.3f}"
     )
     return repos, "\n".join(lines) + "\n"

@@ -350,7 +350,8 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
         ]
         # imported late in functions of several modules, never guarded: a dependency
         # the package imports late to load faster, not an extra (httpx's httpcore)
-        late = {u.path for u in loaded if u.in_function and u.library and not is_integration(u, pkg)}
+        # (a call that makes a library load it, `df.to_hdf()`, is no such import: on demand)
+        late = {u.path for u in loaded if u.in_function and u.library and not u.engine and not is_integration(u, pkg)}
         core = len(late) >= LATE_MODULES and pkg not in guarded
         # a lookup by name (version("x")) is no lazy import: it fails without x wherever it runs
         needed = [

@@ -7,9 +7,10 @@ import ast
 import importlib
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from portable_env.scan import engines
 from portable_env.scan import guards as g
 from portable_env.scan.evaluate import Evaluator
 from portable_env.scan.magics import magic_imports, notebook_cells, run_modules
@@ -82,6 +83,8 @@ FOLDER_WORDS_RE = re.compile(
 
 # A relative import: (level, module, names, always run when the module loads)
 Relative = tuple[int, str, list[str], bool]
+# An engine-table call: (its libraries, its receiver's first name, the use of a module it loads)
+Pending = tuple[tuple[str, ...], str, "Use"]
 
 
 @dataclass
@@ -103,6 +106,7 @@ class Use:
     package: bool = False  # in a module of a package (a folder with __init__.py), scripts too
     dist: bool = False  # a distribution looked up by name (version("x")), not an import
     api: bool = False  # in a top-level package's __init__.py: its functions are the package's own API
+    engine: bool = False  # loaded by a library for a call (`df.to_excel()`: openpyxl), not imported
 
     @property
     def path(self) -> str:
@@ -147,6 +151,9 @@ class Scanner:
         self.soft_relative: list[Relative] = []  # under settings branches (also in relative)
         self.dotted_strings: list[str] = []  # 'pkg.module.Name' literals (loaded by name)
         self.relative_strings: list[str] = []  # '.module' literals (import_module(x, __name__))
+        self.engine_calls = False  # the module names a call of the engine table
+        self.aliases: dict[str, str] = {}  # local name -> the module (or module.name) imported as it
+        self.pending: list[Pending] = []  # engine-table calls, kept if the file imports their host
 
     def run(self, tree: ast.Module, data: bytes) -> None:
         """Scan a parsed module."""
@@ -156,6 +163,7 @@ class Scanner:
             self.strings = self.ctx.ns_tops
         self.dotted_strings = [m.decode() for m in DOTTED_STR_RE.findall(data)]
         self.relative_strings = [m.decode() for m in RELATIVE_STR_RE.findall(data)]
+        self.engine_calls = engines.CALL_BYTES_RE.search(data) is not None
         self.body(tree.body, False)
 
     def _flag_guard(self, flag: str, start: int, setting: bool) -> None:
@@ -185,19 +193,25 @@ class Scanner:
         """Record an import of `name` at `line` (dist: a distribution lookup, in import-style spelling;
         late: loaded on first use, as if in a function)."""
         if name and not name.startswith("."):
-            self.uses.append(
-                Use(
-                    name,
-                    f"{self.where}:{line}",
-                    optional,
-                    self.depth > 0 or late,
-                    optional or self.guards > 0,
-                    signal,
-                    typing=self.typing > 0,
-                    soft=self.soft > 0 and not optional,
-                    dist=dist,
-                )
-            )
+            self.uses.append(self._use(name, line, optional, signal, dist, late))
+            for mod in engines.companions(name):  # tqdm.notebook loads ipywidgets
+                self.uses.append(self._use(mod, line, optional))
+
+    def _use(
+        self, name: str, line: int, optional: bool, signal: bool = False, dist: bool = False, late: bool = False
+    ) -> Use:
+        """A Use of `name` at `line` in the scanner's current context."""
+        return Use(
+            name,
+            f"{self.where}:{line}",
+            optional,
+            self.depth > 0 or late,
+            optional or self.guards > 0,
+            signal,
+            typing=self.typing > 0,
+            soft=self.soft > 0 and not optional,
+            dist=dist,
+        )
 
     # -- statements
     def body(self, stmts: list[ast.stmt], optional: bool) -> None:
@@ -210,6 +224,7 @@ class Scanner:
         if isinstance(s, ast.Import):
             for a in s.names:
                 self.add(a.name, s.lineno, optional)
+                self.aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
         elif isinstance(s, ast.ImportFrom):
             self._import_from(s, optional)
         elif isinstance(s, ast.If):
@@ -253,6 +268,8 @@ class Scanner:
             self.dist_names.update(a.asname or a.name for a in s.names if a.name in DIST_LOOKUPS)
         for a in s.names:
             self.add(s.module if a.name == "*" else f"{s.module}.{a.name}", s.lineno, optional)
+            if a.name != "*":
+                self.aliases[a.asname or a.name] = f"{s.module}.{a.name}"
 
     def _if(self, s: ast.If, optional: bool) -> None:
         self.exprs(s.test, optional)
@@ -354,6 +371,8 @@ class Scanner:
         """Imports made by calls (`import_module("x")`) and module-name strings."""
         if self.strings:
             self._module_strings(node, optional)
+        if self.engine_calls:
+            self._engine_calls(node, optional)
         if not self.dynamic:
             return
         for n in ast.walk(node):
@@ -392,6 +411,17 @@ class Scanner:
                 self.add(name, n.lineno, optional, late=True)  # tf = LazyModule("tensorflow"): loaded on first use
             elif g.PROBE_RE.search(f):
                 self.add(name, n.lineno, True, signal=True)  # is_x_available("x")
+
+    def _engine_calls(self, node: ast.AST, optional: bool) -> None:
+        """Calls that make a library load a package by name (`pd.read_excel`:
+        openpyxl; the table in portable_env.scan.engines): pending until the
+        file is read, kept if it imports the call's library."""
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call) and (found := engines.engine_of(n)):
+                eng, receiver = found
+                for mod in engines.modules_of(eng, n):
+                    use = replace(self._use(mod, n.lineno, optional), engine=True)
+                    self.pending.append((eng.hosts, receiver, use))
 
     @staticmethod
     def _run_modules(n: ast.Call | ast.List | ast.Tuple) -> list[str]:
@@ -561,6 +591,7 @@ def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
             out.unparsed.append(f"{rel}:1: too deeply nested to scan")
             continue
         out.parsed += 1
+        sc.uses += engine_uses(sc.pending, sc.aliases, sc.uses)
         relative, strings = sc.relative, sc.dotted_strings + sc.relative_strings
         if g.lazy_exports(tree):  # PEP 562: the TYPE_CHECKING imports name what it loads
             relative = relative + sc.typing_relative
@@ -582,6 +613,9 @@ def _parse_notebook(rel: str, data: bytes, ctx: Context, dynamic: bool, out: Par
         out.unparsed.append(f"{rel}:{line}: not a readable notebook ({' '.join(str(e).split())[:120]})")
         return False
     ok = not cells
+    start = len(out.uses)
+    pending: list[Pending] = []
+    aliases: dict[str, str] = {}
     for num, src in cells:
         sc = Scanner(f"{rel}[{num}]", ctx, dynamic)
         try:
@@ -597,4 +631,13 @@ def _parse_notebook(rel: str, data: bytes, ctx: Context, dynamic: bool, out: Par
             continue
         ok = True
         out.uses.extend(sc.uses)
+        pending += sc.pending
+        aliases.update(sc.aliases)
+    out.uses += engine_uses(pending, aliases, out.uses[start:])  # the host may be imported in any cell
     return ok
+
+
+def engine_uses(pending: list[Pending], aliases: dict[str, str], uses: list[Use]) -> list[Use]:
+    """The engine-table calls of one file whose library the file imports."""
+    imported = {u.name.split(".")[0] for u in uses if not u.signal and not u.dist}
+    return [u for hosts, receiver, u in pending if engines.belongs(hosts, receiver, aliases, imported)]
