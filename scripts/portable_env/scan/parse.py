@@ -152,6 +152,7 @@ class Scanner:
         self.dotted_strings: list[str] = []  # 'pkg.module.Name' literals (loaded by name)
         self.relative_strings: list[str] = []  # '.module' literals (import_module(x, __name__))
         self.engine_calls = False  # the module names a call of the engine table
+        self.lines: list[bytes] = []  # its lines, when it does
         self.aliases: dict[str, str] = {}  # local name -> the module (or module.name) imported as it
         self.pending: list[Pending] = []  # engine-table calls, kept if the file imports their host
 
@@ -164,6 +165,7 @@ class Scanner:
         self.dotted_strings = [m.decode() for m in DOTTED_STR_RE.findall(data)]
         self.relative_strings = [m.decode() for m in RELATIVE_STR_RE.findall(data)]
         self.engine_calls = engines.CALL_BYTES_RE.search(data) is not None
+        self.lines = data.split(b"\n") if self.engine_calls else []
         self.body(tree.body, False)
 
     def _flag_guard(self, flag: str, start: int, setting: bool) -> None:
@@ -416,6 +418,9 @@ class Scanner:
         """Calls that make a library load a package by name (`pd.read_excel`:
         openpyxl; the table in portable_env.scan.engines): pending until the
         file is read, kept if it imports the call's library."""
+        first, last = getattr(node, "lineno", 0), getattr(node, "end_lineno", None) or 0
+        if first and not engines.CALL_BYTES_RE.search(b"\n".join(self.lines[first - 1 : last])):
+            return  # no name of the table in the statement's lines: no need to walk it
         for n in ast.walk(node):
             if isinstance(n, ast.Call) and (found := engines.engine_of(n)):
                 eng, receiver = found
