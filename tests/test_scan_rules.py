@@ -854,6 +854,16 @@ ENGINE_CASES = [
     ("import xarray as xr\nds = xr.tutorial.load_dataset('air_temperature')\n", {"pooch", "netcdf4"}, set()),
     ("import plotly.express as px\nfig = px.line(x=[1])\nfig.write_image('f.png')\n", {"python-kaleido"}, set()),
     ("import networkx as nx\nnx.draw(nx.path_graph(3))\n", {"matplotlib-base"}, set()),
+    (PD + 'pd.read_csv("s3://bucket/sales.csv")\n', {"s3fs"}, set()),
+    ("import dask.dataframe as dd\ndd.read_parquet(f'gs://{bucket}/x/')\n", {"gcsfs", "pyarrow"}, set()),
+    ("import fsspec\nfs = fsspec.filesystem('abfs')\n", {"adlfs"}, set()),
+    ("import fsspec\nwith fsspec.open('simplecache::sftp://h/x') as f:\n    pass\n", {"paramiko"}, set()),
+    ("with open('s3://not-fsspec') as f:\n    pass\n", set(), {"s3fs"}),
+    ("import sqlalchemy as sa\nsa.create_engine('postgresql://u@h/db')\n", {"psycopg2"}, set()),
+    ("from sqlalchemy import create_engine\ncreate_engine('mysql+pymysql://u@h/db')\n", {"pymysql"}, set()),
+    ("import sqlalchemy as sa\nsa.create_engine('sqlite:///x.db')\n", set(), {"psycopg2"}),
+    (PD + 'pd.read_sql("select 1", "postgresql+psycopg://u@h/db")\n', {"sqlalchemy", "psycopg"}, set()),
+    (PD + 'df.to_sql("t", engine)\n', set(), {"sqlalchemy"}),
     ("from tqdm.notebook import tqdm\n", {"ipywidgets"}, set()),
     ("from tqdm.auto import tqdm\n", set(), {"ipywidgets"}),
 ]
@@ -866,7 +876,9 @@ def test_a_call_that_loads_a_package_by_name_needs_it(
     """`pd.read_excel("x.xlsx")` fails on the target without openpyxl although
     no line imports it: a call of the engine table (portable_env.scan.engines)
     is an import of what it loads, picked by engine=, the path's suffix or the
-    library's default, when the file imports the call's library."""
+    library's default, when the file imports the call's library; a storage
+    URL needs its protocol's filesystem (s3:// s3fs) and a database URL its
+    dialect's driver (postgresql:// psycopg2)."""
     res = scan(write(tmp_path, {"run.py": code}))
     assert needs <= res.required, f"missing {sorted(needs - res.required)}"
     assert not (not_needed & (res.required | res.optional | res.on_demand))

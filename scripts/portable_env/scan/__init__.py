@@ -111,8 +111,10 @@ Rules:
   (`pd.read_excel("x.xlsx")`: openpyxl, `.xls`: xlrd, `engine="calamine"`:
   python-calamine; `df.to_parquet`: pyarrow; `xr.open_dataset`: netCDF4;
   `fig.write_image`: kaleido; `nx.draw`: matplotlib; `from tqdm.notebook
-  import tqdm`: ipywidgets; the table in portable_env.scan.engines; in a
-  package's functions on demand), and modules run as
+  import tqdm`: ipywidgets; a storage URL, `pd.read_csv("s3://b/x.csv")`:
+  s3fs, a database URL, `create_engine("postgresql://...")`: psycopg2; the
+  table in portable_env.scan.engines; in a package's functions on demand),
+  and modules run as
   programs (`!python -m x`, `%run -m x`, `[sys.executable, "-m", "x"]`,
   `os.system("python -m x")`); a dotted import whose
   key is a submodule shipped by another conda package (`dask.distributed` ->

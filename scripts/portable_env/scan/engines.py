@@ -7,10 +7,14 @@ dependency 'openpyxl'"). The table (CALLS) names, per method, the libraries
 whose method it is (hosts), the modules loaded by default, by the file's
 suffix when the path is a string literal, and by the `engine=` (or
 `flavor=` / `parser=`) value when one is given; the documented optional
-dependencies of pandas (I/O, plotting, Styler, to_markdown), xarray
+dependencies of pandas (I/O, plotting, to_markdown), xarray
 (backends, open_mfdataset's dask, the tutorial datasets' pooch), plotly
 (static export, FigureWidget) and networkx (drawing, SciPy-backed
-algorithms). COMPANIONS: modules whose import loads a package their own
+algorithms). A path that is a storage URL needs its protocol's fsspec
+filesystem (STORAGE: `s3://` s3fs, `gs://` gcsfs, `abfs://` adlfs), a
+database URL given to SQLAlchemy or pandas its dialect's driver
+(SQL_DRIVERS: `postgresql://` psycopg2, `mysql+pymysql://` pymysql).
+COMPANIONS: modules whose import loads a package their own
 package does not require (tqdm.notebook needs ipywidgets).
 
 A call counts when its file (a notebook: any cell) imports one of its hosts
@@ -39,6 +43,7 @@ class Engine:
     by_suffix: dict[str, tuple[str, ...]] = field(default_factory=dict)  # ".xls" -> ("xlrd",)
     by_engine: dict[str, tuple[str, ...]] = field(default_factory=dict)  # engine="x" -> modules
     always: tuple[str, ...] = ()  # loaded whatever the engine (open_mfdataset: dask)
+    sql: int | None = None  # the positional index of a database URL (create_engine: 0, read_sql: 1)
 
 
 PANDAS = ("pandas", "geopandas", "dask", "modin")
@@ -88,6 +93,62 @@ PLOTLY_WIDGET = Engine(("plotly",), ("ipywidgets",))
 NX_DRAW = Engine(("networkx",), ("matplotlib",))
 NX_SCIPY = Engine(("networkx",), ("scipy",))
 
+# Storage URLs: the fsspec filesystem a protocol needs (`pd.read_csv("s3://b/x.csv")`: s3fs).
+STORAGE: dict[str, tuple[str, ...]] = {
+    "s3": ("s3fs",),
+    "s3a": ("s3fs",),
+    "gs": ("gcsfs",),
+    "gcs": ("gcsfs",),
+    "abfs": ("adlfs",),
+    "abfss": ("adlfs",),
+    "az": ("adlfs",),
+    "adl": ("adlfs",),
+    "hf": ("huggingface_hub",),
+    "sftp": ("paramiko",),
+    "ssh": ("paramiko",),
+    "hdfs": ("pyarrow",),
+    "oci": ("ocifs",),
+    "smb": ("smbprotocol",),
+    "webdav": ("webdav4",),
+}
+# Database URLs: the driver SQLAlchemy loads for a dialect (`create_engine("postgresql://...")`:
+# psycopg2), by `dialect+driver`, else by the dialect's default driver.
+SQL_DRIVERS: dict[str, tuple[str, ...]] = {
+    "postgresql": ("psycopg2",),
+    "postgres": ("psycopg2",),
+    "postgresql+psycopg2": ("psycopg2",),
+    "postgresql+psycopg": ("psycopg",),
+    "postgresql+asyncpg": ("asyncpg",),
+    "postgresql+pg8000": ("pg8000",),
+    "mysql": ("MySQLdb",),
+    "mariadb": ("MySQLdb",),
+    "mysql+mysqldb": ("MySQLdb",),
+    "mysql+pymysql": ("pymysql",),
+    "mariadb+pymysql": ("pymysql",),
+    "mysql+mysqlconnector": ("mysql.connector",),
+    "mysql+aiomysql": ("aiomysql",),
+    "mysql+asyncmy": ("asyncmy",),
+    "sqlite": (),
+    "sqlite+pysqlite": (),
+    "sqlite+aiosqlite": ("aiosqlite",),
+    "mssql": ("pyodbc",),
+    "mssql+pyodbc": ("pyodbc",),
+    "mssql+pymssql": ("pymssql",),
+    "oracle": ("oracledb",),
+    "oracle+oracledb": ("oracledb",),
+    "oracle+cx_oracle": ("cx_Oracle",),
+    "snowflake": ("snowflake.sqlalchemy",),
+    "duckdb": ("duckdb_engine",),
+    "bigquery": ("sqlalchemy_bigquery",),
+    "redshift+psycopg2": ("sqlalchemy_redshift", "psycopg2"),
+    "trino": ("trino",),
+    "databricks": ("databricks.sqlalchemy",),
+}
+URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+._-]*)(?:://|::)")
+SQL_ENGINE = Engine(("sqlalchemy",), sql=0)
+READ_SQL = Engine(PANDAS, sql=1)
+FSSPEC = Engine(("fsspec",))
+
 CALLS: dict[str, Engine] = {
     "read_excel": EXCEL,
     "to_excel": EXCEL,
@@ -108,6 +169,21 @@ CALLS: dict[str, Engine] = {
     "read_csv": CSV,
     "read_json": CSV,
     "read_table": CSV,
+    "read_fwf": CSV,
+    "read_pickle": CSV,
+    "to_csv": CSV,
+    "to_json": CSV,
+    "to_pickle": CSV,
+    "read_sql": READ_SQL,
+    "read_sql_query": READ_SQL,
+    "read_sql_table": READ_SQL,
+    "to_sql": READ_SQL,
+    "create_engine": SQL_ENGINE,
+    "create_async_engine": SQL_ENGINE,
+    "open_files": FSSPEC,
+    "get_mapper": FSSPEC,
+    "url_to_fs": FSSPEC,
+    "filesystem": FSSPEC,
     "to_markdown": Engine(PANDAS, ("tabulate",)),
     "read_spss": Engine(PANDAS, ("pyreadstat",)),
     "plot": PLOT,  # df.plot(), df.plot.scatter(): pandas' default backend
@@ -150,6 +226,7 @@ QUALIFIED: dict[tuple[str, str], Engine] = {
     ("tutorial", "open_dataset"): XR_TUTORIAL,
     ("tutorial", "load_dataset"): XR_TUTORIAL,
     ("tutorial", "open_dataarray"): XR_TUTORIAL,
+    ("fsspec", "open"): FSSPEC,  # not the builtin open()
 }
 ENGINE_KEYWORDS = ("engine", "flavor", "parser")
 PATH_KEYWORDS = ("io", "path", "path_or_buf", "filename_or_obj", "excel_writer", "store", "paths", "file")
@@ -161,9 +238,26 @@ LOADED = frozenset(
     for eng in [*CALLS.values(), *QUALIFIED.values()]
     for group in (eng.default, eng.always, *eng.by_suffix.values(), *eng.by_engine.values())
     for m in group
-) | frozenset(m for mods in COMPANIONS.values() for m in mods)
-# A file worth walking for engine calls: one of the names appears in it.
-CALL_BYTES_RE = re.compile(rb"\b(?:%s)\b" % b"|".join(re.escape(n.encode()) for n in sorted(CALLS)))
+) | frozenset(m for table in (COMPANIONS, STORAGE, SQL_DRIVERS) for mods in table.values() for m in mods)
+# The names of the table's calls, and a pattern of their first words (read_, to_, plot): a
+# few alternatives, fast to search; a match is a call's name when the whole word is in NAMES.
+NAMES = frozenset({*CALLS, *(m for _, m in QUALIFIED)})
+FIRST_WORDS = sorted({n.partition("_")[0] + ("_" if "_" in n else "") for n in NAMES})
+CALL_BYTES_RE = re.compile(rb"\b(?:%s)\w*" % b"|".join(re.escape(w.encode()) for w in FIRST_WORDS))
+
+
+def call_lines(data: bytes) -> list[int]:
+    """The (sorted, 1-based) numbers of the lines that name a call of the table."""
+    out: list[int] = []
+    line, pos = 1, 0
+    for m in CALL_BYTES_RE.finditer(data):
+        if m.group().decode() not in NAMES:
+            continue
+        line += data.count(b"\n", pos, m.start())
+        pos = m.start()
+        if not out or out[-1] != line:
+            out.append(line)
+    return out
 
 
 def engine_of(call: ast.Call) -> tuple[Engine, str] | None:
@@ -177,8 +271,9 @@ def engine_of(call: ast.Call) -> tuple[Engine, str] | None:
     outer = func.value
     if isinstance(outer, ast.Attribute) and outer.attr == "plot":
         return PLOT, _root(outer)  # df.plot.scatter(...)
-    if isinstance(outer, ast.Attribute) and (outer.attr, func.attr) in QUALIFIED:
-        return QUALIFIED[(outer.attr, func.attr)], _root(outer)
+    named = outer.attr if isinstance(outer, ast.Attribute) else outer.id if isinstance(outer, ast.Name) else ""
+    if (named, func.attr) in QUALIFIED:
+        return QUALIFIED[(named, func.attr)], _root(outer)
     eng = CALLS.get(func.attr)
     return (eng, _root(func)) if eng else None
 
@@ -191,20 +286,60 @@ def _root(node: ast.expr) -> str:
 
 
 def modules_of(eng: Engine, call: ast.Call) -> tuple[str, ...]:
-    """What one call loads: by its engine= value, else its path's suffix, else the default."""
+    """What one call loads: by its engine= value, else its path's suffix, else
+    the default; and what its URL needs (a storage protocol's filesystem, a
+    database dialect's driver)."""
+    if eng.sql is not None:
+        con = [kw.value for kw in call.keywords if kw.arg in ("url", "con")] + call.args[eng.sql : eng.sql + 1]
+        return database_modules(_text(con[0]) if con else None, eng.hosts == PANDAS)
+    paths = [kw.value for kw in call.keywords if kw.arg in PATH_KEYWORDS] + call.args[:1]
+    text = _text(paths[0]) if paths else None
+    return _by_engine_or_suffix(eng, call, text) + storage_modules(text)
+
+
+def _by_engine_or_suffix(eng: Engine, call: ast.Call, text: str | None) -> tuple[str, ...]:
     for kw in call.keywords:
         if kw.arg in ENGINE_KEYWORDS:
             value = g.const_str(kw.value)
             if value is None:
                 return eng.always + eng.default  # engine picked at run time: the default may run
             return eng.always + eng.by_engine.get(value.lower(), ())
-    paths = [kw.value for kw in call.keywords if kw.arg in PATH_KEYWORDS] + call.args[:1]
-    text = g.const_str(paths[0]) if paths else None
     if text:
         suffix = re.search(r"(\.[A-Za-z0-9]+)/*$", text.lower())
         if suffix and suffix.group(1) in eng.by_suffix:
             return eng.always + eng.by_suffix[suffix.group(1)]
     return eng.always + eng.default
+
+
+def _text(node: ast.expr) -> str | None:
+    """A string literal's value, or the constant start of an f-string (`f"s3://{bucket}/x"`)."""
+    if isinstance(node, ast.JoinedStr) and node.values:
+        return g.const_str(node.values[0])
+    return g.const_str(node)
+
+
+def storage_modules(text: str | None) -> tuple[str, ...]:
+    """The filesystems a storage URL's protocols need (`s3://b/k`,
+    `simplecache::gs://b/k`; a bare protocol name too: fsspec.filesystem("s3"))."""
+    out: tuple[str, ...] = ()
+    rest = text or ""
+    if rest in STORAGE:
+        return STORAGE[rest]
+    while m := URL_RE.match(rest):
+        out += STORAGE.get(m.group(1).lower(), ())
+        rest = rest[m.end() :]
+    return out
+
+
+def database_modules(url: str | None, via_pandas: bool) -> tuple[str, ...]:
+    """The driver a database URL's dialect needs (SQLAlchemy's default driver
+    when none is named); pandas needs SQLAlchemy itself for a URL."""
+    m = URL_RE.match(url or "")
+    if not m:
+        return ()
+    name = m.group(1).lower()
+    drivers = SQL_DRIVERS.get(name, SQL_DRIVERS.get(name.split("+")[0], ()))
+    return (("sqlalchemy",) if via_pandas else ()) + drivers
 
 
 def belongs(hosts: tuple[str, ...], receiver: str, aliases: dict[str, str], imported: set[str]) -> bool:

@@ -4,6 +4,7 @@ Use records (one per import found)."""
 from __future__ import annotations
 
 import ast
+import bisect
 import importlib
 import re
 import sys
@@ -152,7 +153,7 @@ class Scanner:
         self.dotted_strings: list[str] = []  # 'pkg.module.Name' literals (loaded by name)
         self.relative_strings: list[str] = []  # '.module' literals (import_module(x, __name__))
         self.engine_calls = False  # the module names a call of the engine table
-        self.lines: list[bytes] = []  # its lines, when it does
+        self.call_lines: list[int] = []  # the lines that name one (sorted)
         self.aliases: dict[str, str] = {}  # local name -> the module (or module.name) imported as it
         self.pending: list[Pending] = []  # engine-table calls, kept if the file imports their host
 
@@ -164,8 +165,8 @@ class Scanner:
             self.strings = self.ctx.ns_tops
         self.dotted_strings = [m.decode() for m in DOTTED_STR_RE.findall(data)]
         self.relative_strings = [m.decode() for m in RELATIVE_STR_RE.findall(data)]
-        self.engine_calls = engines.CALL_BYTES_RE.search(data) is not None
-        self.lines = data.split(b"\n") if self.engine_calls else []
+        self.call_lines = engines.call_lines(data)
+        self.engine_calls = bool(self.call_lines)
         self.body(tree.body, False)
 
     def _flag_guard(self, flag: str, start: int, setting: bool) -> None:
@@ -373,11 +374,14 @@ class Scanner:
         """Imports made by calls (`import_module("x")`) and module-name strings."""
         if self.strings:
             self._module_strings(node, optional)
-        if self.engine_calls:
-            self._engine_calls(node, optional)
-        if not self.dynamic:
+        engine = self.engine_calls and self._names_a_call(node)
+        if not (self.dynamic or engine):
             return
-        for n in ast.walk(node):
+        for n in ast.walk(node):  # one walk for both
+            if engine and isinstance(n, ast.Call):
+                self._engine_call(n, optional)
+            if not self.dynamic:
+                continue
             if isinstance(n, (ast.Call, ast.List, ast.Tuple)):
                 for mod in self._run_modules(n):
                     self.add(mod, n.lineno, optional)  # [sys.executable, "-m", "x"]: x runs as a program
@@ -414,19 +418,23 @@ class Scanner:
             elif g.PROBE_RE.search(f):
                 self.add(name, n.lineno, True, signal=True)  # is_x_available("x")
 
-    def _engine_calls(self, node: ast.AST, optional: bool) -> None:
-        """Calls that make a library load a package by name (`pd.read_excel`:
+    def _names_a_call(self, node: ast.AST) -> bool:
+        """Whether a line of `node` names a call of the engine table."""
+        first, last = getattr(node, "lineno", 0), getattr(node, "end_lineno", None) or 0
+        if not first:
+            return True
+        i = bisect.bisect_left(self.call_lines, first)
+        return i < len(self.call_lines) and self.call_lines[i] <= last
+
+    def _engine_call(self, call: ast.Call, optional: bool) -> None:
+        """A call that makes a library load a package by name (`pd.read_excel`:
         openpyxl; the table in portable_env.scan.engines): pending until the
         file is read, kept if it imports the call's library."""
-        first, last = getattr(node, "lineno", 0), getattr(node, "end_lineno", None) or 0
-        if first and not engines.CALL_BYTES_RE.search(b"\n".join(self.lines[first - 1 : last])):
-            return  # no name of the table in the statement's lines: no need to walk it
-        for n in ast.walk(node):
-            if isinstance(n, ast.Call) and (found := engines.engine_of(n)):
-                eng, receiver = found
-                for mod in engines.modules_of(eng, n):
-                    use = replace(self._use(mod, n.lineno, optional), engine=True)
-                    self.pending.append((eng.hosts, receiver, use))
+        if found := engines.engine_of(call):
+            eng, receiver = found
+            for mod in engines.modules_of(eng, call):
+                use = replace(self._use(mod, call.lineno, optional), engine=True)
+                self.pending.append((eng.hosts, receiver, use))
 
     @staticmethod
     def _run_modules(n: ast.Call | ast.List | ast.Tuple) -> list[str]:
