@@ -903,3 +903,17 @@ def test_an_engine_call_is_classified_like_an_import_there(tmp_path: Path) -> No
     assert "openpyxl" in res.on_demand and "openpyxl" not in res.required, (
         "called in functions of two modules: still on demand (an import there would count as the package's own)"
     )
+
+
+def test_code_that_does_not_parse_still_names_its_imports(tmp_path: Path) -> None:
+    """A Python 2 cell or a syntax slip loses the cell, not its packages: its
+    whole-line import statements are read (warned about as unparsed)."""
+    nb = notebook(
+        "import de405\nfrom jplephem import Ephemeris\nprint 'Mars:', 1\n",
+        "def f(:\n    import requests, yaml as y  # comment\n",
+        'x = """\nimport notamodule now\n"""\nprint(x\n',
+    )
+    res = scan(write(tmp_path, {"old.ipynb": nb, "ok.py": "import numpy\n"}))
+    assert len(res.unparsed) == 3
+    assert {"jplephem", "requests", "pyyaml"} <= res.required and "de405" in res.required
+    assert "notamodule" not in res.required | res.unresolved, "a prose line is not an import statement"

@@ -333,5 +333,5 @@ def _warn(
     if res.unparsed:
         res.warn(
             f"{len(res.unparsed)} file(s) or cell(s) could not be parsed and were skipped "
-            f"(their imports are missing):\n  " + "\n  ".join(res.unparsed)
+            f"(only their whole-line import statements were read):\n  " + "\n  ".join(res.unparsed)
         )

@@ -17,7 +17,7 @@ Sources: lines of tests/data/corpus-sources.txt, two kinds:
 
 Nothing under build/corpus/ is committed. Per source:
 
-- declared: the names in its environment*.yml / requirements*.txt (of an
+- declared: the names in its environment*.yml / env*.yml / requirements*.txt (of an
   sdist: every listed non-code file; a ``.txt`` is read as requirements, a
   ``.yml`` as a conda environment, a ``pyproject.toml`` gives
   ``[project] dependencies``, every ``optional-dependencies`` group and
@@ -120,7 +120,7 @@ LOAD_EXT_RE = re.compile(r"^[ \t]*%(?:re)?load_ext[ \t]+([A-Za-z_]\w*)", re.M)  
 RUN_LOAD_EXT_RE = re.compile(r"run_line_magic\(\s*['\"](?:re)?load_ext['\"]\s*,\s*['\"]([A-Za-z_]\w*)")
 MPL_WIDGET_RE = re.compile(r"^[ \t]*%matplotlib[ \t]+(?:widget|ipympl)\b", re.M)  # the ipympl backend
 WRITEFILE_RE = re.compile(r"%%(?:writefile|file)[ \t]+(?:-a[ \t]+)?(?:\S*/)?([A-Za-z_]\w*)\.py\b")
-ENV_FILE_RE = re.compile(r"(^|/)(environment[^/]*\.ya?ml|requirements[^/]*\.txt)$")
+ENV_FILE_RE = re.compile(r"(^|/)((?:environment|env)(?:[-_.][^/]*)?\.ya?ml|requirements[^/]*\.txt)$")
 SDIST_RE = re.compile(r"pypi:([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9][A-Za-z0-9.+!_-]*)$")
 PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 

@@ -596,6 +596,7 @@ def parse_sources(root: Path, sources: list[Path], ctx: Context) -> Parsed:
             if "print" in msg.lower() or re.search(rb"^\s*print\s+[\"'\w]", data, re.MULTILINE):
                 msg += " (Python 2 code?)"
             out.unparsed.append(f"{rel}:{line}: {msg}")
+            out.uses += salvaged_imports(rel, data.decode("utf-8", "replace"))
             continue
         sc = Scanner(rel, ctx, dynamic)
         try:
@@ -636,6 +637,7 @@ def _parse_notebook(rel: str, data: bytes, ctx: Context, dynamic: bool, out: Par
         except (SyntaxError, ValueError) as e:
             line, msg = _syntax_message(e)
             out.unparsed.append(f"{rel}[{num}]:{line}: {msg}")
+            out.uses += salvaged_imports(f"{rel}[{num}]", src)
             continue
         try:
             sc.run(tree, src.encode())
@@ -654,3 +656,24 @@ def engine_uses(pending: list[Pending], aliases: dict[str, str], uses: list[Use]
     """The engine-table calls of one file whose library the file imports."""
     imported = {u.name.split(".")[0] for u in uses if not u.signal and not u.dist}
     return [u for hosts, receiver, u in pending if engines.belongs(hosts, receiver, aliases, imported)]
+
+
+# A whole line that is an import statement (`import a, b as c`, `from x.y import z`), not relative.
+IMPORT_LINE_RE = re.compile(
+    r"^(?P<indent>[ \t]*)(?:import[ \t]+(?P<names>[A-Za-z_][\w.]*(?:[ \t]+as[ \t]+\w+)?"
+    r"(?:[ \t]*,[ \t]*[A-Za-z_][\w.]*(?:[ \t]+as[ \t]+\w+)?)*)[ \t]*(?:#.*)?"
+    r"|from[ \t]+(?P<module>[A-Za-z_][\w.]*)[ \t]+import[ \t]+[\w(*].*)$",
+    re.MULTILINE,
+)
+
+
+def salvaged_imports(where: str, text: str) -> list[Use]:
+    """The import lines of code that does not parse (Python 2, a syntax slip
+    in one cell): each still names a package the code needs, so it is read
+    line by line (indented: as in a function)."""
+    out = []
+    for m in IMPORT_LINE_RE.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        names = [m["module"]] if m["module"] else [n.split()[0] for n in m["names"].split(",")]
+        out += [Use(n, f"{where}:{line}", False, bool(m["indent"])) for n in names]
+    return out
