@@ -152,8 +152,7 @@ class Scanner:
         self.soft_relative: list[Relative] = []  # under settings branches (also in relative)
         self.dotted_strings: list[str] = []  # 'pkg.module.Name' literals (loaded by name)
         self.relative_strings: list[str] = []  # '.module' literals (import_module(x, __name__))
-        self.engine_calls = False  # the module names a call of the engine table
-        self.call_lines: list[int] = []  # the lines that name one (sorted)
+        self.call_lines: list[int] = []  # the lines that name a call of the engine table (sorted)
         self.aliases: dict[str, str] = {}  # local name -> the module (or module.name) imported as it
         self.pending: list[Pending] = []  # engine-table calls, kept if the file imports their host
 
@@ -166,7 +165,6 @@ class Scanner:
         self.dotted_strings = [m.decode() for m in DOTTED_STR_RE.findall(data)]
         self.relative_strings = [m.decode() for m in RELATIVE_STR_RE.findall(data)]
         self.call_lines = engines.call_lines(data)
-        self.engine_calls = bool(self.call_lines)
         self.body(tree.body, False)
 
     def _flag_guard(self, flag: str, start: int, setting: bool) -> None:
@@ -374,7 +372,7 @@ class Scanner:
         """Imports made by calls (`import_module("x")`) and module-name strings."""
         if self.strings:
             self._module_strings(node, optional)
-        engine = self.engine_calls and self._names_a_call(node)
+        engine = bool(self.call_lines) and self._names_a_call(node)
         if not (self.dynamic or engine):
             return
         for n in ast.walk(node):  # one walk for both
