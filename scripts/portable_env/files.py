@@ -55,8 +55,14 @@ def sha256_of(path: Path | str) -> str:
 
 def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     """Write data to path through a unique temporary file in the same folder
-    and a rename: readers see the old or the new content, never a part."""
+    and a rename: readers see the old or the new content, never a part. A
+    path that is no regular file (`-o /dev/null`, /dev/stdout, a FIFO) is
+    written to as it is: a rename would replace the device itself."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
