@@ -59,15 +59,16 @@ def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     path that is no regular file (`-o /dev/null`, /dev/stdout, a FIFO) is
     written to as it is: a rename would replace the device itself."""
     path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
     if path.exists() and not path.is_file() and not path.is_dir():
         with open(path, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.write(raw)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.write(raw)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -670,8 +670,10 @@ def salvaged_imports(where: str, text: str) -> list[Use]:
     in one cell): each still names a package the code needs, so it is read
     line by line (indented: as in a function)."""
     out = []
+    line, pos = 1, 0
     for m in IMPORT_LINE_RE.finditer(text):
-        line = text.count("\n", 0, m.start()) + 1
+        line += text.count("\n", pos, m.start())  # counted on from the last match, not from the top
+        pos = m.start()
         names = [m["module"]] if m["module"] else [n.split()[0] for n in m["names"].split(",")]
         out += [Use(n, f"{where}:{line}", False, bool(m["indent"])) for n in names]
     return out
