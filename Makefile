@@ -322,13 +322,14 @@ bench: channel ## Benchmark the pipeline against lower bounds -> build/bench/res
 	$(Q)scripts/bench --channel "file://$$(cd "$$CHANNEL_DIR" && pwd)" $${BENCH_ARGS}
 
 # scripts/score-corpus: the scan on real notebooks and scripts (sources in
-# tests/data/corpus-sources.txt, cached under build/corpus/; the held-out second
-# to fifth corpora in tests/data/corpus-sources-N.txt, under build/corpusN/;
-# sdists fetched once, GitHub files cached by hand).
+# tests/data/corpus-sources.txt, cached under build/corpus/; the held-out
+# corpora in tests/data/corpus-sources-N.txt, under build/corpusN/; sdists
+# fetched once, GitHub files cached by hand).
 .PHONY: corpus
-corpus: $(TOOLS) ## Score the import scan on the five application-code corpora (fetches the PyPI sdists once)
+corpus: $(TOOLS) ## Score the import scan on every application-code corpus (fetches the PyPI sdists once)
 	$(Q)scripts/score-corpus --fetch
-	$(Q)for n in 2 3 4 5; do scripts/score-corpus --fetch --sources "tests/data/corpus-sources-$$n.txt" --cache "build/corpus$$n"; done
+	$(Q)for f in tests/data/corpus-sources-*.txt; do n=$${f##*-}; n=$${n%.txt}; \
+	  scripts/score-corpus --fetch --sources "$$f" --cache "build/corpus$$n"; done
 
 # scripts/score-libraries: the scan on real libraries (the shared benchmark's
 # visible list and tests/data/held-out-libraries*.txt; wheels cached by the

@@ -374,6 +374,29 @@ def test_a_table_of_module_names_beside_distribution_names_loads_nothing(tmp_pat
     assert not any(p.startswith("opentelemetry") for p in installed), installed
 
 
+def test_a_table_of_module_and_class_pairs_loads_each_on_first_use(tmp_path: Path) -> None:
+    """`("azure.mgmt.storage", "StorageManagementClient")` entries of a table
+    of clients (an Enum of resource types) name the class each entry loads
+    when used: on demand in a package, not a dependency of every import; a
+    plain list of module paths (an extension list) is still loaded."""
+    proj = write(
+        tmp_path,
+        {
+            "mylib/__init__.py": "from mylib import profiles\n",
+            "mylib/profiles.py": (
+                "from enum import Enum\n\nclass ResourceType(Enum):\n"
+                "    MGMT_STORAGE = ('azure.mgmt.storage', 'StorageManagementClient')\n"
+                "    DATA_BATCH = ('azure.batch', None)\n"
+                "EXTENSIONS = ['sphinxcontrib.jsmath']\n"
+            ),
+        },
+    )
+    res = scan(proj)
+    assert {"azure-mgmt-storage", "azure-batch"} <= res.on_demand, (res.required, res.on_demand)
+    assert not {"azure-mgmt-storage", "azure-batch"} & res.required
+    assert "sphinxcontrib-jsmath" in res.required
+
+
 def test_only_a_line_that_starts_a_statement_is_a_magic(tmp_path: Path) -> None:
     """A `%` line inside open brackets is the modulo operator, a `?` line
     inside a triple-quoted string is text, a line after a backslash continues

@@ -473,7 +473,10 @@ class Scanner:
         `lazy_import(...)`), it loads on first use, as an import in a function does.
         A collection that also holds strings no module is named (a distribution's
         `opentelemetry-instrumentation-tornado` beside `opentelemetry.instrumentation.flask`)
-        is a table of names to compare with, not modules to load."""
+        is a table of names to compare with, not modules to load. A pair of a
+        module path and the name of a class in it (`("azure.mgmt.storage",
+        "StorageManagementClient")`, an entry of a table of clients) is a
+        reference resolved when that entry is used: loaded on first use."""
         for n in ast.walk(node):
             late = False
             if isinstance(n, (ast.List, ast.Tuple, ast.Set)):
@@ -481,6 +484,7 @@ class Scanner:
                 texts = [t for t in map(g.const_str, items) if t is not None]
                 if any(not g.MODULE_RE.fullmatch(t) for t in texts):
                     continue
+                late = isinstance(n, ast.Tuple) and _module_and_class(items)
             elif isinstance(n, ast.Call):
                 items = n.args
                 late = bool(LAZY_CALL_RE.search(g.dotted(n.func).rsplit(".", 1)[-1]))
@@ -490,6 +494,18 @@ class Scanner:
                 text = g.const_str(item)
                 if text and "." in text and text.split(".")[0] in self.strings and g.MODULE_RE.fullmatch(text):
                     self.add(text, item.lineno, optional, late=late)
+
+
+def _module_and_class(items: list[ast.expr]) -> bool:
+    """`("pkg.mod", "ClassName")` or `("pkg.mod", None)`: a module path and
+    the class looked up in it (None: the module itself)."""
+    if len(items) != 2 or "." not in (g.const_str(items[0]) or ""):
+        return False
+    second = items[1]
+    if isinstance(second, ast.Constant) and second.value is None:
+        return True
+    name = g.const_str(second) or ""
+    return name[:1].isupper() and name.isidentifier()
 
 
 def _command_text(node: ast.expr) -> str | None:
