@@ -465,6 +465,41 @@ def test_plugins_found_by_listing_their_folder_are_loaded(tmp_path: Path) -> Non
     assert "h5py" in res.optional and "h5py" not in res.required | res.on_demand
 
 
+def test_a_plugin_manager_listing_a_folder_below_its_own_loads_what_is_there(tmp_path: Path) -> None:
+    """apprise's managers: `module_path = join(abspath(dirname(__file__)),
+    _id)` (the folder named in a subclass), then `os.listdir(self.module_path)`
+    and `__import__` of each name: the modules below the manager's folder are
+    loaded, so their imports are needed. A manager that lists only its own
+    folder loads no subfolder."""
+    manager = (
+        "import os\nfrom os.path import abspath, dirname, join\n\nclass Manager:\n"
+        "    _id = None\n    module_path = join(abspath(dirname(__file__)), _id)\n\n"
+        "    def load(self):\n        for f in os.listdir(self.module_path):\n"
+        "            __import__(f'app.{self._id}.{f[:-3]}')\n"
+    )
+    own = (
+        "import os\n\nHERE = os.path.dirname(__file__)\n\ndef load():\n"
+        "    for f in os.listdir(HERE):\n        __import__(f'lib.{f[:-3]}')\n"
+    )
+    proj = write(
+        tmp_path,
+        {
+            "app/__init__.py": "from app import manager\n",
+            "app/manager.py": manager,
+            "app/plugins/__init__.py": "",
+            "app/plugins/slack.py": "import slack_sdk\n",
+            "lib/__init__.py": "from lib import loader\n",
+            "lib/loader.py": own,
+            "lib/mail.py": "import yaml\n",
+            "lib/sub/__init__.py": "",
+            "lib/sub/deep.py": "import h5py\n",
+        },
+    )
+    res = scan(proj)
+    assert {"slack-sdk", "pyyaml"} <= res.required, res.required
+    assert "h5py" not in res.required | res.on_demand
+
+
 def test_a_module_given_to_a_lazy_loader_loads_on_first_use(tmp_path: Path) -> None:
     """`tf = LazyModule("tensorflow")` / `LazyLoader(...)` / `_LazyImport("torch")`
     import the module on first use: needed by a script, on demand in a package's

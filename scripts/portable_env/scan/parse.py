@@ -542,7 +542,7 @@ class Module:
     strings: list[str]  # module names written as strings ('pkg.mod.Name', '.mod')
     script: bool  # run as a program (`if __name__ == "__main__":`, __main__.py)
     soft_relative: list[Relative] = field(default_factory=list)  # relative imports under settings branches
-    loads_folder: bool = False  # loads every module of its own folder (plugins discovered by listing it)
+    loads_folder: str = ""  # OWN_FOLDER / FOLDER_TREE: loads the modules it lists there (plugins)
     registry: list[str] = field(default_factory=list)  # strings of a registry of alternatives (in strings)
 
 
@@ -556,26 +556,72 @@ def registry_strings(data: bytes) -> list[str]:
     return [v.decode() for k, v in entries if k.lower() not in REGISTRY_DEFAULTS]
 
 
-def loads_own_folder(tree: ast.Module, data: bytes) -> bool:
-    """The module loads the modules of its own folder by computed names:
-    `pkgutil.iter_modules(__path__)`, `register_plugins(linter,
+OWN_FOLDER, FOLDER_TREE = "own", "tree"  # what a module that lists its folder to load plugins loads
+
+
+def _file_paths(tree: ast.Module) -> dict[str, bool]:
+    """Names bound to a path computed from `__file__`/`__path__` (`module_path
+    = join(dirname(__file__), _id)`, also as a class or `self.` attribute),
+    each with whether the path goes below the module's folder (a join)."""
+    out: dict[str, bool] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and _names_file(n.value):
+            for t in n.targets if isinstance(n, ast.Assign) else [n.target]:
+                name = t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else ""
+                if name:
+                    out[name] = out.get(name, False) or _joins(n.value)
+    return out
+
+
+def _names_file(node: ast.AST) -> bool:
+    return any(isinstance(m, ast.Name) and m.id in ("__path__", "__file__") for m in ast.walk(node))
+
+
+def _joins(node: ast.AST) -> bool:
+    """A path expression that adds a part (`join(d, x)`, `d / x`, `joinpath`)."""
+    for m in ast.walk(node):
+        if isinstance(m, ast.BinOp) and isinstance(m.op, ast.Div):
+            return True
+        if isinstance(m, ast.Call) and g.dotted(m.func).rsplit(".", 1)[-1] in ("join", "joinpath") and len(m.args) > 1:
+            return True
+    return False
+
+
+def loads_own_folder(tree: ast.Module, data: bytes) -> str:
+    """Whether the module loads the modules of its own folder by computed
+    names: `pkgutil.iter_modules(__path__)`, `register_plugins(linter,
     os.path.dirname(__file__))`, or a listing of `Path(__file__).parent` in
-    a module that imports by computed name (import_module)."""
+    a module that imports by computed name (import_module): OWN_FOLDER. A
+    listing of a path joined below it (`os.listdir(self.module_path)` with
+    `module_path = join(dirname(__file__), _id)`: apprise's plugin
+    managers, the folder named in a subclass) loads its subfolders too:
+    FOLDER_TREE."""
     if (b"__path__" not in data and b"__file__" not in data) or not FOLDER_WORDS_RE.search(data):
-        return False
+        return ""
     listing_ok = any(tok in data for tok in COMPUTED_IMPORTS)
+    paths: dict[str, bool] | None = None
     for n in ast.walk(tree):
         if not isinstance(n, ast.Call):
             continue
         name = g.dotted(n.func).rsplit(".", 1)[-1].lower()
-        if not (any(w in name for w in FOLDER_LOADERS) or (listing_ok and any(w in name for w in FOLDER_LISTINGS))):
+        listing = listing_ok and any(w in name for w in FOLDER_LISTINGS)
+        if not (any(w in name for w in FOLDER_LOADERS) or listing):
             continue
         parts: list[ast.AST] = [*n.args, *(k.value for k in n.keywords)]
         if isinstance(n.func, ast.Attribute):
             parts.append(n.func.value)  # Path(__file__).parent.glob("*.py")
-        if any(isinstance(m, ast.Name) and m.id in ("__path__", "__file__") for a in parts for m in ast.walk(a)):
-            return True
-    return False
+        if any(_names_file(a) for a in parts):
+            return FOLDER_TREE if any(_joins(a) for a in parts) else OWN_FOLDER
+        if not listing:
+            continue
+        if paths is None:
+            paths = _file_paths(tree)
+        for a in parts:
+            for m in ast.walk(a):
+                bound = m.id if isinstance(m, ast.Name) else m.attr if isinstance(m, ast.Attribute) else ""
+                if bound in paths:
+                    return FOLDER_TREE if paths[bound] or _joins(a) else OWN_FOLDER
+    return ""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portable_env.scan.parse import Module, Relative
+from portable_env.scan.parse import FOLDER_TREE, Module, Relative
 
 # Public modules this deep (pkg.mod: 2) are entry points of a package: users
 # import them directly (pkg.cli, pkg.aio, pkg.testing).
@@ -327,7 +327,10 @@ class _Graph:
                     yield hit
         if m.loads_folder and not eager:  # plugins found by listing the folder: its modules and packages
             folder = rel.rpartition("/")[0]
-            yield from self.in_folder(folder)
+            if m.loads_folder == FOLDER_TREE:  # and every module below it
+                yield from (f for f in self.modules if f.startswith(f"{folder}/" if folder else ""))
+            else:
+                yield from self.in_folder(folder)
 
     def unreached_packages(self, seen: set[str]) -> list[str]:
         """The modules of every top-level package none of whose modules (but
