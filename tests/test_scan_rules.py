@@ -120,7 +120,34 @@ def test_guarded_once_stays_required_where_imported_unguarded(tmp_path: Path) ->
     )
     assert "seaborn-base" in scan(write(tmp_path / "nb", {"a.ipynb": nb})).required
     lib = {"pkg/__init__.py": "from . import core\n", "pkg/core.py": code}
-    assert "numba" in scan(write(tmp_path / "lib", lib)).optional, "a package's lazy import of it: optional"
+    res = scan(write(tmp_path / "lib", lib))
+    assert "numba" in res.on_demand, "a package's lazy import of it, unguarded beside the guard: on demand"
+    lib["pkg/other.py"] = "def fast():\n    try:\n        import numba\n    except ImportError:\n        return None\n"
+    lib["pkg/__init__.py"] = "from . import core, other\n"
+    assert "numba" in scan(write(tmp_path / "lib2", lib)).optional, "guarded in a module that only guards it: optional"
+
+
+def test_a_guard_of_a_feature_of_a_package_does_not_guard_the_package(tmp_path: Path) -> None:
+    """`from yaml import CSafeLoader` under a guard whose fallback is
+    `from yaml import SafeLoader`, or in a module that imports yaml
+    unguarded elsewhere, guards libyaml's loader, not PyYAML: a package's
+    late imports of yaml are on demand (installed), not optional."""
+    feature = (
+        "def loader():\n    try:\n        from yaml import CSafeLoader as L\n"
+        "    except ImportError:\n        from yaml import SafeLoader as L\n    return L\n"
+    )
+    lib = {
+        "pkg/__init__.py": "from . import util, io\n",
+        "pkg/util.py": (
+            "def get_loader():\n    try:\n        from yaml import CSafeLoader\n    except ImportError:\n"
+            "        return None\n    return CSafeLoader\n\ndef dump(x):\n    import yaml\n    return yaml.dump(x)\n"
+        ),
+        "pkg/io.py": "def read(t):\n    import yaml\n    return yaml.safe_load(t)\n",
+    }
+    assert "pyyaml" in scan(write(tmp_path / "lib", lib)).on_demand
+    lib["pkg/io.py"] = feature
+    lib["pkg/util.py"] = "def dump(x):\n    import yaml\n    return yaml.dump(x)\n"
+    assert "pyyaml" in scan(write(tmp_path / "lib2", lib)).on_demand
 
 
 # 4 ---------------------------------------------------------------- branches

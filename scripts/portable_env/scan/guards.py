@@ -320,7 +320,7 @@ def is_integration(u: Use, pkg: str) -> bool:
 LATE_MODULES = 2
 
 
-def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str]:
+def classify(res: Result, guarded: set[str], demoting: set[str], max_evidence: int) -> dict[str, str]:
     """Sort res.uses into required / optional / on_demand and fill the evidence;
     returns on-demand package -> first location.
 
@@ -329,7 +329,9 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
     (try/except ImportError with a fallback, availability checks), imports
     of modules no entry point loads, and, in modules of a package only,
     imports under settings branches (`soft`) and imports only in function
-    bodies (lazy) of a package the code guards elsewhere (`guarded`). On demand:
+    bodies (lazy) of a package the code guards elsewhere (`demoting`: the
+    packages of `guarded` guarded in a module that does not also import them
+    unguarded). On demand:
     imports only in function bodies of a package's inner modules (`to_hdf5()`
     imports h5py; required when it is imported so in LATE_MODULES modules and
     never guarded) or in an integration module named after the package
@@ -346,7 +348,7 @@ def classify(res: Result, guarded: set[str], max_evidence: int) -> dict[str, str
             for u in pkg_uses
             if not (u.optional or (u.soft and u.package))
             and u.reachable
-            and not (u.in_function and u.package and pkg in guarded)
+            and not (u.in_function and u.package and pkg in demoting)
         ]
         # imported late in functions of several modules, never guarded: a dependency
         # the package imports late to load faster, not an extra (httpx's httpcore)
