@@ -5,6 +5,7 @@ the table is filled."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import threading
@@ -31,6 +32,10 @@ from portable_env.errors import UserError
         (["torch/__init__.py", "torch/nn/__init__.py", "torch/functional.py"], ["torch"]),
         (["mpl_toolkits/axes_grid1/__init__.py", "mpl_toolkits/axes_grid1/a.py"], ["mpl_toolkits.axes_grid1"]),
         (["a/b/c/d/__init__.py"], ["a.b.c.d"]),  # the whole path down to the package
+        (  # a module in a namespace folder, beside a package in it
+            ["opentelemetry/instrumentation/instrumentor.py", "opentelemetry/instrumentation/_labeler/__init__.py"],
+            ["opentelemetry.instrumentation", "opentelemetry.instrumentation._labeler"],
+        ),
         (["x-1.data/scripts/run.py", "x-1.dist-info/METADATA", "README.md", "x/"], []),
         (["my-tool/__init__.py", "__editable__/a.py", "pkg/data.json"], []),
         (["doc/_static/draw.py", "services/adm/src/a.py", "win32/win32api.pyd"], []),  # no package on the way
@@ -251,3 +256,27 @@ def test_an_installed_distribution_names_its_importable_top_levels(tmp_path: Pat
     )
     assert toplevels.installed_names(md.Distribution.at(listed)) == {"listed", "_listed"}
     assert toplevels.installed_names(md.Distribution.at(bare)) == {"bare", "solo", "_speed"}
+
+
+def test_only_some_projects_of_a_snapshot_are_read_again(
+    served: Served, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--only: the projects named that the snapshot lists are read again, in
+    its rank order; its other rows and its header stay, with a line that says
+    what was read again; a name the snapshot does not list is not added."""
+    ns = wheel({"otel/instr/instrumentor.py": b"", "otel/instr/_labeler/__init__.py": b""})
+    served.files["/files/otel-instr-1-py3-none-any.whl"] = ns
+    url = {"packagetype": "bdist_wheel", "url": "../../files/otel-instr-1-py3-none-any.whl", "size": len(ns),
+           "filename": "otel-instr-1-py3-none-any.whl"}
+    served.files["/pypi/otel-instr/json"] = json.dumps({"urls": [url]}).encode()
+    monkeypatch.setattr(toplevels, "PYPI_JSON", served.url + "/pypi/{name}/json")
+    out = tmp_path / "top.txt"
+    out.write_text("# GENERATED\n# Fetched then\nsix six\notel-instr otel.instr._labeler\nupath-x upath\n")
+    names = tmp_path / "names.txt"
+    names.write_text("otel-instr\nnot-listed\n")
+    assert toplevels.main([str(names), "--only", "the namespace projects", "-o", str(out)]) == 0
+    assert out.read_text() == (
+        "# GENERATED\n# Fetched then\n# Read again " + datetime.date.today().isoformat()
+        + ": 1 projects, the namespace projects.\n"
+        "six six\notel-instr otel.instr otel.instr._labeler\nupath-x upath\n"
+    )

@@ -54,9 +54,9 @@ Rules:
   a package that the code guards as above somewhere else (guarded once is
   not demoted where other code imports it unguarded; a guard in vendored
   code, vendor/pympler guarding numpy, says nothing of the host's
-  imports, nor does a guard in a module that also imports the package
-  unguarded (`from yaml import CSafeLoader` guards libyaml's loader, not
-  PyYAML: its lazy imports are on demand); a module the package imports only inside functions counts as
+  imports, nor does a guard of a name in a module that also imports the
+  package unguarded (`from yaml import CSafeLoader` guards libyaml's loader,
+  not PyYAML: its lazy imports are on demand); a module the package imports only inside functions counts as
   such a body for its guarded imports: `def add_borders(): from ._geo
   import x`, whose `import cartopy` raises a friendly ImportError); under `if
   is_x_enabled()`, `if os.environ...`, `if use_x:` / `if with_x:` settings
@@ -231,6 +231,7 @@ def scan(
     resolver = maps.resolver({n for n in local.namespaces if "." in n})
     own = own_distributions(local, resolver)
     guard_sites: set[tuple[str, str]] = set()  # (package, file): its absence anticipated there
+    whole_guards: set[tuple[str, str]] = set()  # (package, file): the package itself guarded there
     plain_sites: set[tuple[str, str]] = set()  # (package, file): imported unguarded there
     origin: dict[str, str] = {}  # package -> layer
     ambiguous_used: dict[str, tuple[str, list[str], str]] = {}
@@ -252,6 +253,8 @@ def scan(
             continue  # ignored by a mapping (""), excluded, or annotations only
         if (u.guarded or (u.soft and u.package)) and not is_vendored(u.path):
             guard_sites.add((pkg, u.path))  # a vendored copy's guard is its authors' choice, not the host's
+            if u.name == key:
+                whole_guards.add((pkg, u.path))  # `import torch` guarded, not `from yaml import CSafeLoader`
         elif not (u.optional or u.soft or u.signal):
             plain_sites.add((pkg, u.path))
         if u.signal:
@@ -263,12 +266,13 @@ def scan(
         up = resolver.parent(key) if "." in key and layer != "identity" else None
         if up and up[0] and up[0] != pkg and canon(up[0]) not in excluded:
             _add(res, origin, up[0], up[2], replace(u, key=up[1]))  # the parent package loads first
-    # a module that also imports the package unguarded guards a feature of it
-    # (`from yaml import CSafeLoader` under a guard, `import yaml` elsewhere), not the
-    # package: its lazy imports are not demoted to optional (though any guard still
-    # keeps the package from counting as a core dependency imported late)
+    # a guard of a name or submodule in a module that also imports the package
+    # unguarded guards a feature of it (`from yaml import CSafeLoader` under a guard,
+    # `import yaml` elsewhere), not the package: its lazy imports are not demoted to
+    # optional (though any guard still keeps the package from counting as a core
+    # dependency imported late); a guard of the package itself always demotes
     guarded = {pkg for pkg, _ in guard_sites}
-    demoting = {pkg for pkg, path in guard_sites if (pkg, path) not in plain_sites}
+    demoting = {site[0] for site in guard_sites if site not in plain_sites or site in whole_guards}
     lazy = classify(res, guarded, demoting, max_evidence)
     res.unresolved = {p for p, o in origin.items() if o == "identity"}
     _warn(res, lazy, ambiguous_used, python, settings_file or root / "project.yml")
