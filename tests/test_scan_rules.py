@@ -149,6 +149,36 @@ def test_a_guard_of_a_feature_of_a_package_does_not_guard_the_package(tmp_path: 
     assert "pyyaml" in scan(write(tmp_path / "lib2", lib)).on_demand
 
 
+def test_a_branch_on_a_setting_beside_a_plain_import_does_not_guard_the_package(tmp_path: Path) -> None:
+    """`if backend() == "ryaml": ... import yaml` beside `import yaml` in the same
+    module is a code path, not an anticipated absence: the package's late
+    imports stay on demand."""
+    lib = {
+        "pkg/__init__.py": "from . import util\n",
+        "pkg/util.py": (
+            "def backend():\n    return 'pyyaml'\n"
+            "def load(t):\n    if backend() == 'ryaml':\n        import yaml\n        return yaml.safe_load(t)\n"
+            "    import yaml\n    return yaml.safe_load(t)\n"
+        ),
+    }
+    assert "pyyaml" in scan(write(tmp_path / "lib", lib)).on_demand
+
+
+def test_a_handler_of_any_error_that_raises_its_own_is_no_import_guard(tmp_path: Path) -> None:
+    """`try: ... from genson import X ... except Exception as e: raise
+    FormatError(e)` anticipates no missing module (one of ImportError that
+    raises a friendly error does: an extra). Imported late in two modules and
+    never guarded, it is a dependency the package imports late."""
+    body = "def convert(obj):\n    try:\n        from genson import SchemaBuilder\n        return SchemaBuilder()\n"
+    broad = body + "    except Exception as exc:\n        raise ValueError(exc) from exc\n"
+    friendly = body + "    except ImportError as exc:\n        raise ImportError('pip install genson') from exc\n"
+    mod = "def other():\n    import genson\n    return genson\n"
+    for handler, section in ((broad, "required"), (friendly, "optional")):
+        lib = {"pkg/__init__.py": "from . import conv, other\n", "pkg/conv.py": handler, "pkg/other.py": mod}
+        res = scan(write(tmp_path / section, lib))
+        assert "genson" in getattr(res, section), (section, res.required, res.optional, res.on_demand)
+
+
 # 4 ---------------------------------------------------------------- branches
 
 

@@ -253,8 +253,8 @@ def scan(
             continue  # ignored by a mapping (""), excluded, or annotations only
         if (u.guarded or (u.soft and u.package)) and not is_vendored(u.path):
             guard_sites.add((pkg, u.path))  # a vendored copy's guard is its authors' choice, not the host's
-            if u.name == key:
-                whole_guards.add((pkg, u.path))  # `import torch` guarded, not `from yaml import CSafeLoader`
+            if u.guarded and u.name == key:  # `import torch` guarded, not `from yaml import CSafeLoader`
+                whole_guards.add((pkg, u.path))  # (nor a branch on a setting, beside a plain import)
         elif not (u.optional or u.soft or u.signal):
             plain_sites.add((pkg, u.path))
         if u.signal:

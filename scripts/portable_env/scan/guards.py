@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from portable_env.scan.output import Result
     from portable_env.scan.parse import Use
 
-CATCHES_IMPORT = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
+CATCHES_IMPORT = IMPORT_ERRORS | {"Exception", "BaseException"}
 FLAG_RE = re.compile(
     r"(^|_)(has|have|use|uses|using|with|enable|enabled|available|installed|"
     r"supported|support|supports|can|import|imported|ok)(_|$)",

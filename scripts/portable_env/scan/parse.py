@@ -327,12 +327,15 @@ class Scanner:
     def _try(self, s: ast.Try, optional: bool) -> None:
         catching = [h for h in s.handlers if any(n in g.CATCHES_IMPORT for n in g.type_names(h.type))]
         fallback = any(not g.no_fallback(h) for h in catching)
+        # a handler of any error that raises its own (`except Exception as e: raise
+        # InvalidFileFormatError(e)`) anticipates no missing module, as one of ImportError does
+        guard = fallback or any(n in g.IMPORT_ERRORS for h in catching for n in g.type_names(h.type))
         start = len(self.uses)
-        self.guards += bool(catching)
+        self.guards += guard
         self.tries += bool(s.handlers)
         self.body(s.body, optional or fallback)
         self.tries -= bool(s.handlers)
-        self.guards -= bool(catching)
+        self.guards -= guard
         tried = self.uses[start:]
         # A try whose imports are all standard library reaches its
         # `except ImportError` fallback only on other Python versions
