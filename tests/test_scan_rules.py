@@ -513,7 +513,7 @@ def test_plugins_found_by_listing_their_folder_are_loaded(tmp_path: Path) -> Non
             "app/data/__init__.py": (
                 "import json, os\nTABLE = json.load(open(os.path.join(os.path.dirname(__file__), 't.json')))\n"
             ),
-            "app/data/extra.py": "import h5py\n",
+            "app/data/_extra.py": "import h5py\n",
         },
     )
     res = scan(proj)
@@ -548,7 +548,7 @@ def test_a_plugin_manager_listing_a_folder_below_its_own_loads_what_is_there(tmp
             "lib/loader.py": own,
             "lib/mail.py": "import yaml\n",
             "lib/sub/__init__.py": "",
-            "lib/sub/deep.py": "import h5py\n",
+            "lib/sub/_deep.py": "import h5py\n",
         },
     )
     res = scan(proj)
@@ -675,7 +675,9 @@ def test_a_package_that_loads_none_of_its_modules_is_loaded_by_name(tmp_path: Pa
     """A plugin or theme package (mkdocs-material: an empty material/__init__.py,
     material/plugins/blog/plugin.py loaded by mkdocs through the entry points
     of its metadata) reaches none of its own modules: all of them load. A
-    package that reaches some keeps its unreached backends optional."""
+    package that reaches some keeps its unreached backends out of its
+    requirements: installed on demand (a user may import host.transport.sqs),
+    not required."""
     proj = write(
         tmp_path,
         {
@@ -691,7 +693,7 @@ def test_a_package_that_loads_none_of_its_modules_is_loaded_by_name(tmp_path: Pa
     )
     res = scan(proj)
     assert {"mkdocs", "paginate", "requests"} <= res.required, res.required
-    assert "boto3" in res.optional and "boto3" not in res.required
+    assert "boto3" in res.on_demand and "boto3" not in res.required
 
 
 def test_an_import_named_like_a_renamed_pypi_project_is_no_guess(tmp_path: Path) -> None:
@@ -1031,3 +1033,27 @@ def test_code_that_does_not_parse_still_names_its_imports(tmp_path: Path) -> Non
     assert len(res.unparsed) == 3
     assert {"jplephem", "requests", "pyyaml"} <= res.required and "de405" in res.required
     assert "notamodule" not in res.required | res.unresolved, "a prose line is not an import statement"
+
+
+def test_deep_public_modules_reached_by_no_import_are_installed_on_demand(tmp_path: Path) -> None:
+    """A public module deeper than pkg.mod that no import reaches
+    (twisted.python.url, authlib.integrations.django_client) is one users import
+    themselves: its imports, and those of the private modules only it reaches,
+    are installed on demand, never required of the package. Private modules no
+    import reaches (developer tools) stay optional."""
+    proj = write(
+        tmp_path,
+        {
+            "lib/__init__.py": "from lib import core\n",
+            "lib/core.py": "import requests\n",
+            "lib/integrations/__init__.py": "",
+            "lib/integrations/django_client.py": "import django\nfrom lib.integrations import _glue\n",
+            "lib/integrations/_glue.py": "import asgiref\n",
+            "lib/_tools/__init__.py": "",
+            "lib/_tools/gen.py": "import black\n",
+        },
+    )
+    res = scan(proj)
+    assert res.required == {"requests"}, res.required
+    assert {"django", "asgiref"} <= res.on_demand, res.on_demand
+    assert "black" in res.optional and "black" not in res.on_demand

@@ -354,7 +354,11 @@ def classify(res: Result, guarded: set[str], demoting: set[str], max_evidence: i
         # imported late in functions of several modules, never guarded: a dependency
         # the package imports late to load faster, not an extra (httpx's httpcore)
         # (a call that makes a library load it, `df.to_hdf()`, is no such import: on demand)
-        late = {u.path for u in loaded if u.in_function and u.library and not u.engine and not is_integration(u, pkg)}
+        late = {
+            u.path
+            for u in loaded
+            if u.in_function and u.library and not u.engine and not u.deep and not is_integration(u, pkg)
+        }
         core = len(late) >= LATE_MODULES and pkg not in guarded
         # a lookup by name (version("x")) is no lazy import: it fails without x wherever it runs
         needed = [
@@ -363,6 +367,7 @@ def classify(res: Result, guarded: set[str], demoting: set[str], max_evidence: i
             if not (u.in_function and u.library and not u.api and not core and not u.dist)
             and not is_integration(u, pkg)
             and not (u.guarded and u.library and not u.eager)
+            and not u.deep
         ]
         if needed:
             res.required.add(pkg)

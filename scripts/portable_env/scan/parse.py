@@ -108,6 +108,7 @@ class Use:
     dist: bool = False  # a distribution looked up by name (version("x")), not an import
     api: bool = False  # in a top-level package's __init__.py: its functions are the package's own API
     engine: bool = False  # loaded by a library for a call (`df.to_excel()`: openpyxl), not imported
+    deep: bool = False  # its module is reached only from public modules deeper than pkg.mod (on demand)
 
     @property
     def path(self) -> str:

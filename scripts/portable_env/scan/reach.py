@@ -15,6 +15,9 @@ from portable_env.scan.parse import FOLDER_TREE, Module, Relative
 # Public modules this deep (pkg.mod: 2) are entry points of a package: users
 # import them directly (pkg.cli, pkg.aio, pkg.testing).
 PUBLIC_DEPTH = 2
+# Deeper public modules (pkg.sub.mod) are imported by users too (twisted.python.url,
+# authlib.integrations.django_client): reached only from them, a module's
+# imports are installed (on demand), never required of the package.
 VENDOR_DIRS = {
     "_vendor",
     "vendor",
@@ -213,7 +216,8 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     named in its metadata's entry points): all of it. Modules
     never reached (backends and plugins loaded by computed names, developer
     scripts inside a package) only matter when a user picks them: their
-    imports are optional. Eager: module-level imports from the top-level
+    imports are optional; those reached only from deeper public modules
+    (pkg.sub.mod: deep) are on demand. Eager: module-level imports from the top-level
     modules and packages, not under settings branches (a backend loaded
     only when a setting picks it).
     """
@@ -241,6 +245,7 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     if plugins:
         todo += plugins
         seen |= g.closure(plugins, eager=False)
+    deep = g.closure([rel for rel, name in canonical.items() if not _private(name)], eager=False) - seen
     # modules reached only through settings branches (`if backend() == "jax": from .jax import *`)
     picked = seen - g.closure(todo, eager=False, soft=False)
     eager = g.closure([rel for rel in graph if "." not in canonical.get(rel, "")], eager=True)
@@ -251,7 +256,8 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     for rel, m in graph.items():
         package = "__init__.py" in dirs.get((root / rel).parent, ())
         for u in m.uses:
-            u.reachable = rel in seen
+            u.reachable = rel in seen or rel in deep
+            u.deep = rel in deep
             u.eager = rel in eager
             u.library = u.library or (package and (not m.script or rel in imported))
             u.package = package
