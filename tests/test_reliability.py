@@ -8,6 +8,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +29,18 @@ def make_args(channel: str, python: str, project: str = "tiny") -> list[str]:
 
 
 def start_make(repo: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """make in its own process group (like a terminal job), stderr piped."""
-    return subprocess.Popen(["make", f"PKGS={PKGS}", f"CACHE={CACHE}", *args], cwd=repo.root,
+    """make in its own process group (like a terminal job), stderr piped. SIGINT
+    and SIGQUIT are reset to their defaults, as a terminal job has them: a test
+    run started in the background by a shell without job control inherits them
+    ignored, and make would then build on through the interrupt."""
+    return subprocess.Popen([*DEFAULT_SIGNALS, "make", f"PKGS={PKGS}", f"CACHE={CACHE}", *args], cwd=repo.root,
                             env=env or tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+
+
+# exec the command with SIGINT and SIGQUIT at their defaults (no preexec_fn: threads)
+DEFAULT_SIGNALS = [sys.executable, "-c", "import os, signal, sys\nfor s in (signal.SIGINT, signal.SIGQUIT):\n"
+                   "    signal.signal(s, signal.SIG_DFL)\nos.execvp(sys.argv[1], sys.argv[1:])"]
 
 
 def interrupt_at(proc: subprocess.Popen, marker: str, sig: int, timeout: float = 120) -> str:
