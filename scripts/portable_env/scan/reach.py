@@ -213,11 +213,12 @@ def mark_reachability(root: Path, dirs: Dirs, graph: dict[str, Module]) -> None:
     'pkg.mod.Name' string literals (plugins named in settings) and the
     modules of a folder a module of it loads by listing it; a package that
     reaches none of its own modules is loaded by name (a plugin or theme
-    named in its metadata's entry points): all of it. Modules
-    never reached (backends and plugins loaded by computed names, developer
-    scripts inside a package) only matter when a user picks them: their
-    imports are optional; those reached only from deeper public modules
-    (pkg.sub.mod: deep) are on demand. Eager: module-level imports from the top-level
+    named in its metadata's entry points): all of it. Public modules
+    deeper than pkg.mod that none of these reach (backends loaded by
+    computed names, pkg.sub.mod that users import themselves) and what only
+    they reach are `deep`: their imports are on demand. Private modules
+    never reached (developer scripts inside a package) only matter when a
+    user picks them: their imports are optional. Eager: module-level imports from the top-level
     modules and packages, not under settings branches (a backend loaded
     only when a setting picks it).
     """
