@@ -206,6 +206,25 @@ def test_a_known_package_that_namespace_distributions_extend_keeps_its_row() -> 
     assert "fluent" not in importmap.choose(cands, importmap.find_namespaces(cands))[0], "the rule under test"
 
 
+def test_a_much_downloaded_project_beats_an_obscure_one_of_the_very_name() -> None:
+    """`import slugify`: depfinder knows slugify (an abandoned package of that
+    very name) and python-slugify; only python-slugify is among the most
+    downloaded projects that ship `slugify`: it is chosen, and both are listed
+    as ambiguous. A name whose own package is popular keeps it (numpy), and
+    so does one the snapshot does not ship (no evidence either way)."""
+    cands: importmap.Candidates = {
+        "slugify": {"slugify", "python-slugify"},
+        "numpy": {"numpy", "numpy-base"},
+        "rare": {"rare", "py-rare"},
+    }
+    popular = {"slugify": ["python-slugify"], "numpy": ["numpy", "numpy-base"]}
+    imports, ambiguous = importmap.choose(cands, set(), popular=popular)
+    assert imports["slugify"] == "python-slugify" and ambiguous["slugify"] == ["python-slugify", "slugify"]
+    assert imports["numpy"] == "numpy" and "numpy" not in ambiguous
+    assert imports["rare"] == "rare"
+    assert importmap.choose(cands, set())[0]["slugify"] == "slugify", "the rule under test"
+
+
 def test_the_snapshot_file_is_read_strictly(tmp_path: Path) -> None:
     f = tmp_path / "top.txt"
     f.write_text("# header\nuniversal-pathlib upath\n\ngoogle-cloud-storage google.cloud.storage  # ns\n")

@@ -37,6 +37,9 @@ Cleaning rules (kinds, not single packages):
   namespace distributions extend it (fluent: fluent-logger, beside
   fluent-syntax's fluent.syntax), unless several snapshot projects ship that
   very name (databricks: a namespace shared through old-style __init__.py);
+- ... unless the snapshot's most downloaded projects ship the name and
+  that package is not one of them while another candidate is (``slugify``:
+  python-slugify, not the abandoned slugify; listed under ``ambiguous:``);
 - several candidates and none named like the import: the first of
   python-X / pyX / X-python / shortest / alphabetical is chosen and all of
   them are listed under ``ambiguous:`` (the scan warns when one is used).
@@ -272,12 +275,16 @@ def find_namespaces(cands: Candidates) -> set[str]:
 
 
 def choose(
-    cands: Candidates, namespaces: set[str], keep: Collection[str] = ()
+    cands: Candidates,
+    namespaces: set[str],
+    keep: Collection[str] = (),
+    popular: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, str], dict[str, list[str]]]:
     """(import -> the chosen package, import -> every candidate where several were possible).
     `keep`: names whose rows stay even if they are namespaces now (a package the other
     sources know, that namespace distributions from the snapshot extend: fluent of
-    fluent-logger, beside fluent-syntax's fluent.syntax)."""
+    fluent-logger, beside fluent-syntax's fluent.syntax). `popular`: import -> the
+    conda packages of the snapshot's projects that ship it, most downloaded first."""
     imports: dict[str, str] = {}
     ambiguous: dict[str, list[str]] = {}
     for imp, condas in cands.items():
@@ -286,6 +293,13 @@ def choose(
         same = [c for c in condas if canon(c) == canon(imp)]
         # a namespace maps only to a real package of its own name
         if imp in namespaces and imp not in keep and (not same or any(c.endswith("-nspkg") for c in condas)):
+            continue
+        # the package of its very name, unless no much-downloaded project is it and another
+        # candidate is (slugify: python-slugify, progressbar: progressbar2, crontab: python-crontab)
+        ranked = [c for c in (popular or {}).get(imp, []) if c in condas and not c.endswith("-nspkg")]
+        if same and ranked and not set(same) & set(ranked):
+            imports[imp] = ranked[0]
+            ambiguous[imp] = sorted(condas)
             continue
         if same:
             condas = {min(same)}
@@ -314,7 +328,12 @@ def build(requirements: Path, top_levels: Path) -> dict[str, Any]:
     packages = set(cands) - find_namespaces(dict(cands)) - shared_names(snapshot)
     add_top_levels(cands, snapshot, pypi_to_conda)
     namespaces = find_namespaces(cands)
-    imports, ambiguous = choose(cands, namespaces, keep=packages)
+    popular: dict[str, list[str]] = defaultdict(list)
+    for project, names in snapshot:
+        conda = pypi_to_conda.get(canon(project), canon(project))
+        for name in names:
+            popular[name].append(conda)
+    imports, ambiguous = choose(cands, namespaces, keep=packages, popular=popular)
     return {
         "sources": {
             "depfinder": version,
