@@ -211,14 +211,19 @@ def test_a_much_downloaded_project_beats_an_obscure_one_of_the_very_name() -> No
     very name) and python-slugify; only python-slugify is among the most
     downloaded projects that ship `slugify`: it is chosen, and both are listed
     as ambiguous. A name whose own package is popular keeps it (numpy), and
-    so does one the snapshot does not ship (no evidence either way)."""
+    so does one the snapshot does not ship (no evidence either way). Without
+    a candidate of the very name the most downloaded wins (Crypto:
+    pycryptodome, not the shorter, dead pycrypto)."""
     cands: importmap.Candidates = {
         "slugify": {"slugify", "python-slugify"},
         "numpy": {"numpy", "numpy-base"},
         "rare": {"rare", "py-rare"},
+        "Crypto": {"pycrypto", "pycryptodome"},
     }
-    popular = {"slugify": ["python-slugify"], "numpy": ["numpy", "numpy-base"]}
+    popular = {"slugify": ["python-slugify"], "numpy": ["numpy", "numpy-base"], "Crypto": ["pycryptodome"]}
     imports, ambiguous = importmap.choose(cands, set(), popular=popular)
+    # no candidate of the very name: the most downloaded, before the shortest
+    assert imports["Crypto"] == "pycryptodome" and importmap.choose(cands, set())[0]["Crypto"] == "pycrypto"
     assert imports["slugify"] == "python-slugify" and ambiguous["slugify"] == ["python-slugify", "slugify"]
     assert imports["numpy"] == "numpy" and "numpy" not in ambiguous
     assert imports["rare"] == "rare"

@@ -40,9 +40,10 @@ Cleaning rules (kinds, not single packages):
 - ... unless the snapshot's most downloaded projects ship the name and
   that package is not one of them while another candidate is (``slugify``:
   python-slugify, not the abandoned slugify; listed under ``ambiguous:``);
-- several candidates and none named like the import: the first of
-  python-X / pyX / X-python / shortest / alphabetical is chosen and all of
-  them are listed under ``ambiguous:`` (the scan warns when one is used).
+- several candidates and none named like the import: the most downloaded
+  (by the snapshot: Crypto is pycryptodome, not the dead pycrypto), else the
+  first of python-X / pyX / X-python / shortest / alphabetical is chosen and
+  all of them are listed under ``ambiguous:`` (the scan warns when one is used).
 """
 
 from __future__ import annotations
@@ -298,9 +299,7 @@ def choose(
         # candidate is (slugify: python-slugify, progressbar: progressbar2, crontab: python-crontab)
         ranked = [c for c in (popular or {}).get(imp, []) if c in condas and not c.endswith("-nspkg")]
         if same and ranked and not set(same) & set(ranked):
-            imports[imp] = ranked[0]
-            ambiguous[imp] = sorted(condas)
-            continue
+            same = []
         if same:
             condas = {min(same)}
         if len(condas) == 1:
@@ -308,7 +307,9 @@ def choose(
             continue
         low = canon(imp)
         pref = {f"python-{low}", f"py{low}", f"{low}-python", f"py-{low}"}
-        ordered = sorted(condas, key=lambda c: (canon(c) not in pref, len(c), c))
+        # the most downloaded first (Crypto: pycryptodome, not the dead pycrypto), then by form
+        rank = {c: ranked.index(c) for c in ranked}
+        ordered = sorted(condas, key=lambda c: (rank.get(c, len(ranked)), canon(c) not in pref, len(c), c))
         imports[imp] = ordered[0]
         ambiguous[imp] = sorted(condas)
     return imports, ambiguous
