@@ -197,6 +197,22 @@ MAX_PROJECT_NAMES = 30
 VARIANT_RE = re.compile(r"-(binary|headless|cpu|gpu|cuda\d*x?|cu\d+|rocm[\d.]*|nightly)$")
 
 
+def shipped_by(rows: list[tuple[str, list[str]]]) -> dict[str, list[str]]:
+    """Import name -> the snapshot's projects that ship it, in rank order (the
+    most downloaded first). A namespace folder named after its project
+    (langgraph/ of langgraph, beside langgraph/checkpoint/) is that project's
+    name too; a project that installs more than MAX_PROJECT_NAMES names ships none."""
+    shipped: dict[str, list[str]] = defaultdict(list)
+    for project, imps in rows:
+        if len(imps) > MAX_PROJECT_NAMES:
+            continue
+        tops = {i.split(".")[0] for i in imps if "." in i}
+        own = [t for t in tops if canon(t) == canon(project) and t not in imps]
+        for imp in [*imps, *own]:
+            shipped[imp].append(project)
+    return shipped
+
+
 def add_top_levels(cands: Candidates, rows: list[tuple[str, list[str]]], pypi_to_conda: dict[str, str]) -> int:
     """Fill the gaps left from the PyPI snapshot (rows in rank order): for an
     import name no other source knows, the project of its very name if one
@@ -212,16 +228,8 @@ def add_top_levels(cands: Candidates, rows: list[tuple[str, list[str]]], pypi_to
     Returns the number of names added."""
     known = set(cands) | {k.split(".")[0] for k in cands}
     spaces = find_namespaces(dict(cands))
-    shipped: dict[str, list[str]] = defaultdict(list)
-    for project, imps in rows:
-        if len(imps) > MAX_PROJECT_NAMES:
-            continue
-        tops = {i.split(".")[0] for i in imps if "." in i}
-        own = [t for t in tops if canon(t) == canon(project) and t not in imps]
-        for imp in [*imps, *own]:
-            shipped[imp].append(project)
     added = 0
-    for imp, projects in shipped.items():
+    for imp, projects in shipped_by(rows).items():
         parts = imp.split(".")
         prefixes = (".".join(parts[:i]) for i in range(1, len(parts)))
         if imp in cands:
@@ -329,11 +337,9 @@ def build(requirements: Path, top_levels: Path) -> dict[str, Any]:
     packages = set(cands) - find_namespaces(dict(cands)) - shared_names(snapshot)
     add_top_levels(cands, snapshot, pypi_to_conda)
     namespaces = find_namespaces(cands)
-    popular: dict[str, list[str]] = defaultdict(list)
-    for project, names in snapshot:
-        conda = pypi_to_conda.get(canon(project), canon(project))
-        for name in names:
-            popular[name].append(conda)
+    popular = {
+        imp: [pypi_to_conda.get(canon(p), canon(p)) for p in projects] for imp, projects in shipped_by(snapshot).items()
+    }
     imports, ambiguous = choose(cands, namespaces, keep=packages, popular=popular)
     return {
         "sources": {
