@@ -905,6 +905,30 @@ def test_a_package_imported_late_in_several_modules_is_needed(tmp_path: Path) ->
     assert {"certifi", "h5py"} <= res.on_demand and "h2" not in res.required
 
 
+def test_a_deep_module_counts_toward_the_modules_that_import_a_package_late(tmp_path: Path) -> None:
+    """A command module users reach by name (cli/commands/redis/custom.py: deep)
+    imports the SDK at its top, and a module the package loads imports it in a
+    function: two modules, never guarded, so a dependency (required). A
+    package that only deep modules import, even several, stays on demand: a
+    backend is no core dependency."""
+    proj = write(
+        tmp_path,
+        {
+            "cli/__init__.py": "from cli import core\n",
+            "cli/core.py": "def client():\n    import redis_sdk\n",
+            "cli/commands/__init__.py": "",
+            "cli/commands/redis/__init__.py": "",
+            "cli/commands/redis/custom.py": "import redis_sdk\n",
+            "cli/commands/kafka/__init__.py": "",
+            "cli/commands/kafka/custom.py": "import kafka_sdk\n",
+            "cli/commands/kafka/extra.py": "import kafka_sdk\n",
+        },
+    )
+    res = scan(proj, imports={"redis_sdk": "redis-sdk", "kafka_sdk": "kafka-sdk"})
+    assert "redis-sdk" in res.required, (res.required, res.on_demand)
+    assert "kafka-sdk" in res.on_demand and "kafka-sdk" not in res.required
+
+
 def test_a_guard_in_vendored_code_does_not_demote_the_hosts_imports(tmp_path: Path) -> None:
     """A vendored copy (pkg/vendor/pympler/) that guards numpy says what its
     authors chose, not what the host package needs: the host's own lazy

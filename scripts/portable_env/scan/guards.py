@@ -335,7 +335,8 @@ def classify(res: Result, guarded: set[str], demoting: set[str], max_evidence: i
     unguarded). On demand:
     imports only in function bodies of a package's inner modules (`to_hdf5()`
     imports h5py; required when it is imported so in LATE_MODULES modules and
-    never guarded) or in an integration module named after the package
+    never guarded, a deep module's import counting as one if a module that
+    is not deep imports it too) or in an integration module named after the package
     (backends/jinja2.py, storages/_redis.py), and imports under an ImportError
     guard without a fallback (`raise ImportError("install jinja2")`) in a
     package module the package does not load when it is imported (an
@@ -352,14 +353,16 @@ def classify(res: Result, guarded: set[str], demoting: set[str], max_evidence: i
             and not (u.in_function and u.package and pkg in demoting)
         ]
         # imported late in functions of several modules, never guarded: a dependency
-        # the package imports late to load faster, not an extra (httpx's httpcore)
+        # the package imports late to load faster, not an extra (httpx's httpcore);
+        # a deep module that imports it counts as one more such module, as long as
+        # some module that is not deep imports it too (one backend alone is no core)
         # (a call that makes a library load it, `df.to_hdf()`, is no such import: on demand)
         late = {
             u.path
             for u in loaded
-            if u.in_function and u.library and not u.engine and not u.deep and not is_integration(u, pkg)
+            if (u.in_function or u.deep) and u.library and not u.engine and not is_integration(u, pkg)
         }
-        core = len(late) >= LATE_MODULES and pkg not in guarded
+        core = len(late) >= LATE_MODULES and pkg not in guarded and not all(u.deep for u in loaded)
         # a lookup by name (version("x")) is no lazy import: it fails without x wherever it runs
         needed = [
             u
