@@ -202,6 +202,31 @@ def test_branches_on_arguments_settings_env_and_data_do_not_demote_script_import
     assert res.optional == {"tqdm", "ujson", "orjson", "rich"}, "only ImportError-style guards make optional"
 
 
+def test_a_branch_on_a_flag_an_import_guard_set_is_guarded_like_the_try(tmp_path: Path) -> None:
+    """`try: import google.colab; IN_COLAB = True / except ImportError: IN_COLAB
+    = False`, then `if IN_COLAB:` runs only where the guarded import worked (on
+    Colab, never on the target): its imports are optional, as if written in the
+    try, whatever the flag is called, and either way round (`if not ON_TARGET:`).
+    The other branch is what runs on the target: required. A flag the handler
+    does not set the other way, or a try of standard-library imports only
+    (a Python-version switch), guards nothing."""
+    code = (
+        "try:\n    import google.colab\n    IN_COLAB = True\nexcept ImportError:\n    IN_COLAB = False\n"
+        "if IN_COLAB:\n    import gdown\n    import subprocess\n"
+        "    subprocess.check_call(['python', '-m', 'pip', 'install', 'geemap'])\n"
+        "else:\n    import pandas\n"
+        "try:\n    import condacolab\nexcept ImportError:\n    ON_TARGET = True\nelse:\n    ON_TARGET = False\n"
+        "if not ON_TARGET:\n    import pyngrok\nelse:\n    import numpy\n"
+        "try:\n    import tqdm\n    ready = True\nexcept ImportError:\n    pass\n"
+        "if ready:\n    import scipy\n"
+        "try:\n    import tomllib\n    NEW = True\nexcept ImportError:\n    NEW = False\n"
+        "if NEW:\n    import yaml\n"
+    )
+    res = scan(write(tmp_path, {"nb.py": code}))
+    assert {"gdown", "pip", "pyngrok", "condacolab", "tqdm"} <= res.optional, res.optional
+    assert res.required == {"pandas", "numpy", "scipy", "pyyaml"}, res.required
+
+
 def test_settings_picked_backends_stay_optional_in_packages(tmp_path: Path) -> None:
     proj = write(
         tmp_path,
@@ -704,6 +729,16 @@ def test_an_import_named_like_a_renamed_pypi_project_is_no_guess(tmp_path: Path)
     assert {"pytorch", "zqxw-unknown"} <= res.required
     assert res.unresolved == {"zqxw-unknown"}
     assert not [m for _k, m in res.warnings if "'torch'" in m]
+
+
+def test_an_import_spelled_like_a_package_the_tables_name_is_that_package(tmp_path: Path) -> None:
+    """`%load_ext nb_black`: no table maps the import nb_black, but the
+    repository map names the conda package nb_black (for lab_black): that
+    package, spelled as the channel spells it, not the guess nb-black (which
+    no channel has) with a warning; an import no table names still is a guess."""
+    res = scan(write(tmp_path, {"a.py": "import nb_black\nimport zqxw_unknown\n"}))
+    assert "nb_black" in res.required and "nb-black" not in res.required, res.required
+    assert res.unresolved == {"zqxw-unknown"}, res.unresolved
 
 
 def test_a_private_top_level_module_is_its_public_package(tmp_path: Path) -> None:

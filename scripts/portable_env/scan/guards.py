@@ -175,6 +175,27 @@ def flag_name(test: ast.expr) -> tuple[str | None, bool]:
     return None, False
 
 
+def success_flags(s: ast.Try, catching: list[ast.ExceptHandler]) -> dict[str, bool]:
+    """Flags a try/except ImportError sets to a constant on success (its body
+    or `else:`) and to the opposite in a handler (`IN_COLAB = True` /
+    `except ImportError: IN_COLAB = False`): name -> its value on success."""
+
+    def consts(stmts: list[ast.stmt]) -> dict[str, bool]:
+        out: dict[str, bool] = {}
+        for st in stmts:
+            if isinstance(st, ast.Assign) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, bool):
+                for t in st.targets:
+                    if isinstance(t, (ast.Name, ast.Attribute)):
+                        out[t.id if isinstance(t, ast.Name) else t.attr] = st.value.value
+        return out
+
+    ok = consts(s.body) | consts(s.orelse)
+    failed: dict[str, bool] = {}
+    for h in catching:
+        failed |= consts(h.body)
+    return {name: value for name, value in ok.items() if failed.get(name) is (not value)}
+
+
 def flag_guards(flag: str, name: str) -> bool:
     """Does `if <flag>:` guard an import of `name`? (`HAS_LXML`, `lxml_available`,
     `LXML`: the flag names the module; `HAS_DEPS`, `use_fast`: generic)."""

@@ -347,6 +347,7 @@ class Resolver:
         self.namespaces = namespaces
         self.renames = renames
         self._cache: dict[str, tuple[str, str, str]] = {}
+        self._packages: dict[str, str] | None = None  # package a table names -> the first such table
 
     def resolve(self, dotted: str) -> tuple[str, str, str]:
         """(package or "" to ignore, import key, layer name or 'identity')."""
@@ -369,6 +370,15 @@ class Resolver:
                 if prefix in layer.table:
                     return layer.table[prefix], prefix, layer.name
         return None
+
+    def known_packages(self) -> dict[str, str]:
+        """Every package name the tables map some import to -> the first table naming it."""
+        if self._packages is None:
+            self._packages = {}
+            for layer in self.layers:
+                for pkg in layer.table.values():
+                    self._packages.setdefault(pkg, layer.name)
+        return self._packages
 
     def _resolve(self, dotted: str) -> tuple[str, str, str]:
         # the project's settings win outright; between the other tables the longest key wins, the
@@ -408,6 +418,9 @@ class Resolver:
         if unversioned != key and not unversioned.endswith("."):
             pkg, _key, layer_name = self._resolve(unversioned)  # google.cloud.vision_v1: google-cloud-vision
             return pkg, key, layer_name
+        known = self.known_packages().get(key)
+        if known and key != canon(key):  # the import's very spelling is a package a table names (nb_black)
+            return key, key, known
         guess = canon(key.lstrip("_")) or canon(key)  # never "-plotly-utils": no channel has such a name
         if guess in self.renames:  # a PyPI name whose conda name the rename table knows (torch: pytorch)
             return self.renames[guess], key, "renames"

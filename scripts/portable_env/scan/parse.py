@@ -147,6 +147,7 @@ class Scanner:
         self.typing = 0  # `if TYPE_CHECKING:` nesting
         self.importlib_names: set[str] = set()  # `from importlib import import_module`
         self.guarded_calls: dict[str, bool] = {}  # function name -> has a fallback
+        self.success_flags: dict[str, bool] = {}  # flag set by an ImportError guard -> its value on success
         self.strings: set[str] = set()  # namespace tops whose dotted strings count
         self.relative: list[Relative] = []
         self.typing_relative: list[Relative] = []  # under TYPE_CHECKING
@@ -287,6 +288,10 @@ class Scanner:
             self.typing += 1  # recorded, never installed: the types the code uses
             self.body(s.body, True)
             self.typing -= 1
+        # `if IN_COLAB:` after `try: import google.colab; IN_COLAB = True / except
+        # ImportError: IN_COLAB = False`: the branch runs only where the guarded import
+        # worked, as if written in that try: its imports are guarded like the try's
+        on_success = None if flag not in self.success_flags else self.success_flags[flag] != negated
         if t is not False:
             start = len(self.uses)
             self.soft += soft
@@ -295,6 +300,8 @@ class Scanner:
             if flag and not negated:
                 self._flag_guard(flag, start, setting)
             self._named_guard(g.named_modules(nodes), start)
+            if on_success is True:
+                self._guard_branch(start)
         if t is not True:
             start = len(self.uses)
             self.guards += check  # `if not available: ... else: import x`
@@ -304,6 +311,13 @@ class Scanner:
             self.guards -= check
             if flag and negated:
                 self._flag_guard(flag, start, setting)
+            if on_success is False:
+                self._guard_branch(start)
+
+    def _guard_branch(self, start: int) -> None:
+        """The imports recorded since `start` run only when a guarded import worked: optional, guarded."""
+        for u in self.uses[start:]:
+            u.optional = u.guarded = True
 
     def _def(self, s: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, optional: bool) -> None:
         if self.dynamic:
@@ -343,6 +357,8 @@ class Scanner:
         # (tomllib/tomli style): the fallback's imports are then optional,
         # unless the stdlib name is known to be missing on the target.
         spare = bool(tried) and all(self._stdlib_ok(u.name) for u in tried)
+        if fallback and tried and not spare:
+            self.success_flags.update(g.success_flags(s, catching))
         self.tries += 1  # a lookup in a handler is the fallback of one that failed
         for h in s.handlers:
             self.body(h.body, optional or (spare and h in catching))
