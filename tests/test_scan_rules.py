@@ -207,9 +207,11 @@ def test_a_branch_on_a_flag_an_import_guard_set_is_guarded_like_the_try(tmp_path
     = False`, then `if IN_COLAB:` runs only where the guarded import worked (on
     Colab, never on the target): its imports are optional, as if written in the
     try, whatever the flag is called, and either way round (`if not ON_TARGET:`).
-    The other branch is what runs on the target: required. A flag the handler
-    does not set the other way, or a try of standard-library imports only
-    (a Python-version switch), guards nothing."""
+    The other branch is what runs on the target: required. So is the branch
+    when the guarded import always works there (a package the project imports
+    unguarded elsewhere, its own module). A flag the handler does not set the
+    other way, or a try of standard-library imports only (a Python-version
+    switch), guards nothing."""
     code = (
         "try:\n    import google.colab\n    IN_COLAB = True\nexcept ImportError:\n    IN_COLAB = False\n"
         "if IN_COLAB:\n    import gdown\n    import subprocess\n"
@@ -221,10 +223,16 @@ def test_a_branch_on_a_flag_an_import_guard_set_is_guarded_like_the_try(tmp_path
         "if ready:\n    import scipy\n"
         "try:\n    import tomllib\n    NEW = True\nexcept ImportError:\n    NEW = False\n"
         "if NEW:\n    import yaml\n"
+        "try:\n    import xarray\n    XR = True\nexcept ImportError:\n    XR = False\n"
+        "if XR:\n    import netCDF4\n"
+        "try:\n    import helpers\n    LOCAL = True\nexcept ImportError:\n    LOCAL = False\n"
+        "if LOCAL:\n    import seaborn\n"
     )
-    res = scan(write(tmp_path, {"nb.py": code}))
+    # xarray is imported unguarded elsewhere, helpers is the project's own: both always
+    # import on the target, so the branches on their flags run there
+    res = scan(write(tmp_path, {"nb.py": code, "other.py": "import xarray\n", "helpers.py": ""}))
     assert {"gdown", "pip", "pyngrok", "condacolab", "tqdm"} <= res.optional, res.optional
-    assert res.required == {"pandas", "numpy", "scipy", "pyyaml"}, res.required
+    assert res.required == {"pandas", "numpy", "scipy", "pyyaml", "xarray", "netcdf4", "seaborn-base"}, res.required
 
 
 def test_settings_picked_backends_stay_optional_in_packages(tmp_path: Path) -> None:

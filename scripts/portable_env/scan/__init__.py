@@ -233,6 +233,7 @@ def scan(
     guard_sites: set[tuple[str, str]] = set()  # (package, file): its absence anticipated there
     whole_guards: set[tuple[str, str]] = set()  # (package, file): the package itself guarded there
     plain_sites: set[tuple[str, str]] = set()  # (package, file): imported unguarded there
+    unguard_installed_probes(parsed.uses, resolver, local)
     origin: dict[str, str] = {}  # package -> layer
     ambiguous_used: dict[str, tuple[str, list[str], str]] = {}
     for u in parsed.uses:
@@ -277,6 +278,21 @@ def scan(
     res.unresolved = {p for p, o in origin.items() if o == "identity"}
     _warn(res, lazy, ambiguous_used, python, settings_file or root / "project.yml")
     return res
+
+
+def unguard_installed_probes(uses: list[Use], resolver: Resolver, local: LocalIndex) -> None:
+    """A branch on a flag an ImportError guard set (`if IN_COLAB:`) is guarded
+    like that try, unless the guarded import always works on the target: the
+    project's own module, or a package the project imports unguarded elsewhere
+    (installed, so the branch runs there): its imports are needed then."""
+    flagged = [u for u in uses if u.probes]
+    if not flagged:
+        return
+    plain = {resolver.resolve(u.name)[0] for u in uses if not (u.optional or u.soft or u.signal or u.typing)}
+    plain.discard("")
+    for u in flagged:
+        if any(local.is_local(p) or resolver.resolve(p)[0] in plain for p in u.probes):
+            u.optional = u.guarded = False
 
 
 def own_distributions(local: LocalIndex, resolver: Resolver) -> set[str]:

@@ -109,6 +109,7 @@ class Use:
     api: bool = False  # in a top-level package's __init__.py: its functions are the package's own API
     engine: bool = False  # loaded by a library for a call (`df.to_excel()`: openpyxl), not imported
     deep: bool = False  # its module is reached only from public modules deeper than pkg.mod (on demand)
+    probes: tuple[str, ...] = ()  # guarded only because it runs where these guarded imports worked (IN_COLAB)
 
     @property
     def path(self) -> str:
@@ -147,7 +148,8 @@ class Scanner:
         self.typing = 0  # `if TYPE_CHECKING:` nesting
         self.importlib_names: set[str] = set()  # `from importlib import import_module`
         self.guarded_calls: dict[str, bool] = {}  # function name -> has a fallback
-        self.success_flags: dict[str, bool] = {}  # flag set by an ImportError guard -> its value on success
+        # flag set by an ImportError guard -> (its value on success, the modules that guard tried)
+        self.success_flags: dict[str, tuple[bool, tuple[str, ...]]] = {}
         self.strings: set[str] = set()  # namespace tops whose dotted strings count
         self.relative: list[Relative] = []
         self.typing_relative: list[Relative] = []  # under TYPE_CHECKING
@@ -291,7 +293,8 @@ class Scanner:
         # `if IN_COLAB:` after `try: import google.colab; IN_COLAB = True / except
         # ImportError: IN_COLAB = False`: the branch runs only where the guarded import
         # worked, as if written in that try: its imports are guarded like the try's
-        on_success = None if flag not in self.success_flags else self.success_flags[flag] != negated
+        value, probes = self.success_flags.get(flag or "", (None, ()))
+        on_success = None if value is None else value != negated
         if t is not False:
             start = len(self.uses)
             self.soft += soft
@@ -301,7 +304,7 @@ class Scanner:
                 self._flag_guard(flag, start, setting)
             self._named_guard(g.named_modules(nodes), start)
             if on_success is True:
-                self._guard_branch(start)
+                self._guard_branch(start, probes)
         if t is not True:
             start = len(self.uses)
             self.guards += check  # `if not available: ... else: import x`
@@ -312,12 +315,16 @@ class Scanner:
             if flag and negated:
                 self._flag_guard(flag, start, setting)
             if on_success is False:
-                self._guard_branch(start)
+                self._guard_branch(start, probes)
 
-    def _guard_branch(self, start: int) -> None:
-        """The imports recorded since `start` run only when a guarded import worked: optional, guarded."""
+    def _guard_branch(self, start: int, probes: tuple[str, ...]) -> None:
+        """The imports recorded since `start` run only when the guarded imports
+        `probes` worked: optional, guarded, unless the project installs a probe
+        anyway (the scan undoes it then: see Use.probes)."""
         for u in self.uses[start:]:
-            u.optional = u.guarded = True
+            if not u.optional:
+                u.optional = u.guarded = True
+                u.probes = probes
 
     def _def(self, s: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, optional: bool) -> None:
         if self.dynamic:
@@ -358,7 +365,8 @@ class Scanner:
         # unless the stdlib name is known to be missing on the target.
         spare = bool(tried) and all(self._stdlib_ok(u.name) for u in tried)
         if fallback and tried and not spare:
-            self.success_flags.update(g.success_flags(s, catching))
+            probes = tuple(dict.fromkeys(u.name for u in tried if not self._stdlib_ok(u.name)))
+            self.success_flags.update({n: (v, probes) for n, v in g.success_flags(s, catching).items()})
         self.tries += 1  # a lookup in a handler is the fallback of one that failed
         for h in s.handlers:
             self.body(h.body, optional or (spare and h in catching))
