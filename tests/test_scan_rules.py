@@ -228,11 +228,20 @@ def test_a_branch_on_a_flag_an_import_guard_set_is_guarded_like_the_try(tmp_path
         "try:\n    import helpers\n    LOCAL = True\nexcept ImportError:\n    LOCAL = False\n"
         "if LOCAL:\n    import seaborn\n"
     )
+    # tests that a module is loaded are such flags too
+    loaded = (
+        "import sys\nON_COLAB = 'google.colab' in sys.modules\nif ON_COLAB:\n    import gradio\n"
+        "if 'google.colab' in str(get_ipython()):\n    import ipyleaflet\n"
+        "if 'kaggle_secrets' not in sys.modules:\n    import polars\nelse:\n    import kagglehub\n"
+    )
     # xarray is imported unguarded elsewhere, helpers is the project's own: both always
     # import on the target, so the branches on their flags run there
-    res = scan(write(tmp_path, {"nb.py": code, "other.py": "import xarray\n", "helpers.py": ""}))
+    res = scan(write(tmp_path, {"nb.py": code, "other.py": "import xarray\n", "helpers.py": "", "kg.py": loaded}))
     assert {"gdown", "pip", "pyngrok", "condacolab", "tqdm"} <= res.optional, res.optional
-    assert res.required == {"pandas", "numpy", "scipy", "pyyaml", "xarray", "netcdf4", "seaborn-base"}, res.required
+    assert {"gradio", "ipyleaflet", "kagglehub"} <= res.optional, res.optional
+    assert res.required == {"pandas", "numpy", "scipy", "pyyaml", "xarray", "netcdf4", "seaborn-base", "polars"}, (
+        res.required
+    )
 
 
 def test_settings_picked_backends_stay_optional_in_packages(tmp_path: Path) -> None:

@@ -196,6 +196,23 @@ def success_flags(s: ast.Try, catching: list[ast.ExceptHandler]) -> dict[str, bo
     return {name: value for name, value in ok.items() if failed.get(name) is (not value)}
 
 
+def loaded_probe(test: ast.expr) -> tuple[str, bool] | None:
+    """(module, negated) of a test that a module is loaded: `"google.colab" in
+    sys.modules`, `"google.colab" in str(get_ipython())`, `"x" not in sys.modules`."""
+    negated = False
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, negated = test.operand, True
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.In, ast.NotIn))):
+        return None
+    name, where = const_str(test.left), test.comparators[0]
+    if not name or not MODULE_RE.fullmatch(name):
+        return None
+    ipython = any(isinstance(n, ast.Call) and dotted(n.func) == "get_ipython" for n in ast.walk(where))
+    if dotted(where) != "sys.modules" and not ipython:
+        return None
+    return name, negated ^ isinstance(test.ops[0], ast.NotIn)
+
+
 def flag_guards(flag: str, name: str) -> bool:
     """Does `if <flag>:` guard an import of `name`? (`HAS_LXML`, `lxml_available`,
     `LXML`: the flag names the module; `HAS_DEPS`, `use_fast`: generic)."""

@@ -256,6 +256,10 @@ class Scanner:
                 self.body(case.body, optional)
         else:
             self.exprs(s, optional)
+            if isinstance(s, ast.Assign) and (loaded := g.loaded_probe(s.value)) is not None:
+                for t in s.targets:  # IN_COLAB = "google.colab" in sys.modules: a flag, as a guard sets
+                    if isinstance(t, (ast.Name, ast.Attribute)):
+                        self.success_flags[t.id if isinstance(t, ast.Name) else t.attr] = (not loaded[1], (loaded[0],))
 
     def _import_from(self, s: ast.ImportFrom, optional: bool) -> None:
         if s.level:  # relative: local code, kept for the module graph
@@ -295,6 +299,8 @@ class Scanner:
         # worked, as if written in that try: its imports are guarded like the try's
         value, probes = self.success_flags.get(flag or "", (None, ()))
         on_success = None if value is None else value != negated
+        if (loaded := g.loaded_probe(s.test)) is not None:  # `if "google.colab" in sys.modules:`
+            on_success, probes = not loaded[1], (loaded[0],)
         if t is not False:
             start = len(self.uses)
             self.soft += soft
