@@ -16,18 +16,23 @@ from portable_env.scan import guards as g
 from portable_env.scan.evaluate import Evaluator
 from portable_env.scan.magics import magic_imports, notebook_cells, run_modules
 
-# Byte strings whose presence makes a file worth scanning for dynamic imports.
+# Byte strings whose presence makes a file worth scanning for dynamic imports
+# (calls, so "available(" not "available": the word is common in docstrings;
+# "_import(" not "_import", which every `from __future__ import absolute_import` has).
 DYNAMIC = (
     b"import_module",
     b"__import__",
     b"find_spec",
     b"importorskip",
-    b"available",
-    b"installed",
+    b"available(",
+    b"installed(",
     b"find_loader",
-    b"_import",
+    b"_import(",
+    b"import_optional",
     b"run_line_magic",
-    b"metadata",
+    b"importlib.metadata",
+    b"importlib_metadata",
+    b"import metadata",
     b"pkg_resources",
     b"'-m",
     b'"-m',
