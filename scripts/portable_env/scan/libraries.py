@@ -58,11 +58,12 @@ def detect(find_deps: Path, src: Path, raw: Path, python: str) -> str:
     return out
 
 
-def run_list(scorer: Path, listing: Path, out: Path, detector: str) -> Path:
-    """Score one list with the shared scorer; returns its JSON file."""
+def run_list(scorer: Path, listing: Path, out: Path, detector: str, timeout: float) -> Path:
+    """Score one list with the shared scorer (`timeout` seconds per package); returns its JSON file."""
     js = out / f"{listing.stem}.json"
     txt = out / f"{listing.stem}.txt"
     cmd = [sys.executable, str(scorer), "--list", str(listing), "--detector", detector, "--json", str(js)]
+    cmd += ["--timeout", str(timeout)]
     with txt.open("w") as fh:
         subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT)
     return js
@@ -91,14 +92,14 @@ def summarise(js: Path, raw: Path, norm: Callable[[str], str]) -> dict[str, floa
     }
 
 
-def score_all(lists: list[Path], scorer: Path, out: Path, self_cmd: list[str], jobs: int) -> str:
-    """Score every list (`jobs` at once); returns a markdown table."""
+def score_all(lists: list[Path], scorer: Path, out: Path, self_cmd: list[str], jobs: int, timeout: float) -> str:
+    """Score every list (`jobs` at once, `timeout` seconds per package); returns a markdown table."""
     bench = load_scorer(scorer)
     raw = out / "raw"
     out.mkdir(parents=True, exist_ok=True)
     detector = " ".join(shlex.quote(a) for a in [*self_cmd, "--detect", "--raw", str(raw)]) + " {dir}"
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        done = list(pool.map(lambda lst: run_list(scorer, lst, out, detector), lists))
+        done = list(pool.map(lambda lst: run_list(scorer, lst, out, detector, timeout), lists))
     rows = [
         "| list | packages | required deps | precision | recall | installed recall | named recall |",
         "| --- | --- | --- | --- | --- | --- | --- |",
