@@ -175,6 +175,11 @@ def flag_name(test: ast.expr) -> tuple[str | None, bool]:
     return None, False
 
 
+def flag_targets(st: ast.Assign) -> list[str]:
+    """The names an assignment sets, as flag_name reads a test of them (`x = ...`: x, `self.x = ...`: x)."""
+    return [t.id if isinstance(t, ast.Name) else t.attr for t in st.targets if isinstance(t, (ast.Name, ast.Attribute))]
+
+
 def success_flags(s: ast.Try, catching: list[ast.ExceptHandler]) -> dict[str, bool]:
     """Flags a try/except ImportError sets to a constant on success (its body
     or `else:`) and to the opposite in a handler (`IN_COLAB = True` /
@@ -184,9 +189,7 @@ def success_flags(s: ast.Try, catching: list[ast.ExceptHandler]) -> dict[str, bo
         out: dict[str, bool] = {}
         for st in stmts:
             if isinstance(st, ast.Assign) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, bool):
-                for t in st.targets:
-                    if isinstance(t, (ast.Name, ast.Attribute)):
-                        out[t.id if isinstance(t, ast.Name) else t.attr] = st.value.value
+                out.update(dict.fromkeys(flag_targets(st), st.value.value))
         return out
 
     ok = consts(s.body) | consts(s.orelse)

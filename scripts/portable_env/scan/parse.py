@@ -262,9 +262,8 @@ class Scanner:
         else:
             self.exprs(s, optional)
             if isinstance(s, ast.Assign) and (loaded := g.loaded_probe(s.value)) is not None:
-                for t in s.targets:  # IN_COLAB = "google.colab" in sys.modules: a flag, as a guard sets
-                    if isinstance(t, (ast.Name, ast.Attribute)):
-                        self.success_flags[t.id if isinstance(t, ast.Name) else t.attr] = (not loaded[1], (loaded[0],))
+                # IN_COLAB = "google.colab" in sys.modules: a flag, as a guard sets one
+                self.success_flags.update(dict.fromkeys(g.flag_targets(s), (not loaded[1], (loaded[0],))))
 
     def _import_from(self, s: ast.ImportFrom, optional: bool) -> None:
         if s.level:  # relative: local code, kept for the module graph
