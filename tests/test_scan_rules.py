@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import write_tree
 from portable_env.scan import is_test_path, scan
-from portable_env.scan.magics import cell_source, magic_imports
+from portable_env.scan.magics import cell_source, install_names, magic_imports
 
 write = write_tree
 
@@ -390,7 +390,7 @@ def test_a_hand_kept_top_name_does_not_hide_the_generated_rows_below_it(tmp_path
 
 
 def test_a_magic_as_the_only_body_of_a_block_parses(tmp_path: Path) -> None:
-    src = "if missing:\n    %pip install y\nfor f in files:\n    !wc -l {f}\n    # why?\nimport yaml\n"
+    src = "if missing:\n    %pip list\nfor f in files:\n    !wc -l {f}\n    # why?\nimport yaml\n"
     assert cell_source(src) == "if missing:\n    pass\nfor f in files:\n    pass\n    # why?\nimport yaml"
     res = scan(write(tmp_path, {"nb.ipynb": notebook(src, "def f():\n    x = 1\n    %timeit f()\n")}))
     assert res.unparsed == [] and res.required == {"pyyaml"}
@@ -935,6 +935,66 @@ def test_modules_run_with_python_dash_m_must_be_installed(tmp_path: Path) -> Non
     assert not {"flake8", "notinstalled", "venv"} & (
         res.required | res.on_demand | res.optional
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "names"),
+    [
+        ("pip install gdown", ["gdown"]),
+        ("pip3 install -q -U 'transformers[torch]>=4.30' datasets==2.14", ["transformers", "datasets"]),
+        ("{sys.executable} -m pip install --quiet kaleido", ["kaleido"]),
+        ("python -m pip install -r requirements.txt -e . openpyxl", ["openpyxl"]),
+        ("uv pip install polars", ["polars"]),
+        ("conda install -y -c conda-forge cartopy conda-forge::xesmf", ["cartopy", "xesmf"]),
+        ("mamba install -n base --file env.txt netcdf4=1.6", ["netcdf4"]),
+        ("pip install -U pip setuptools wheel", []),
+        ("pip install ./pkg git+https://github.com/x/y.git https://x.org/z.whl y-1.0.tar.gz", []),
+        ("pip install $PKG {pkgs} ~/src/lib", []),
+        ("pip install seaborn; rm -rf data && ls > out.txt", ["seaborn"]),
+        ("pip install 'unclosed", ["unclosed"]),
+        ("pip show numpy", []),
+        ("echo see pip documentation", []),
+    ],
+)
+def test_install_commands_name_the_distributions_they_install(command: str, names: list[str]) -> None:
+    assert install_names(command) == names
+
+
+def test_a_notebook_that_installs_a_package_needs_it_on_the_target(tmp_path: Path) -> None:
+    """`!pip install x` / `%pip install x` / `!conda install x` (also in a
+    %%bash cell and in an exported script) name what the notebook needs
+    where there may be no network to install it: required, under its conda
+    name; under a guard the branch's imports would be optional, so are its
+    installs; a commented line installs nothing. An `except ImportError:`
+    that installs the module is no fallback: the import is required."""
+    proj = write(
+        tmp_path,
+        {
+            "nb.ipynb": notebook(
+                "!pip install -q gdown 'opencv-python>=4'\n%pip install --upgrade pip kaleido\n",
+                "%conda install -c conda-forge cartopy\n",
+                "%%bash\nset -e\npip install pyarrow\n",
+                "try:\n    import google.colab\n    IN_COLAB = True\nexcept ImportError:\n    IN_COLAB = False\n"
+                "if IN_COLAB:\n    !pip install colab-only-helper\n",
+                "# !pip install commented-out\nimport numpy\n",
+                "try:\n    import wget\nexcept ModuleNotFoundError:\n    %pip install wget\n",
+                "try:\n    import seaborn\nexcept ImportError:\n    print('for plots: pip install seaborn')\n    seaborn = None\n",
+            ),
+            "export.py": "get_ipython().run_line_magic('pip', 'install plotly')\n"
+            "get_ipython().system('pip install -q openpyxl')\n",
+            "setup_env.py": "import subprocess, sys\n"
+            "try:\n    import rich\nexcept ImportError:\n"
+            "    subprocess.check_call([sys.executable, '-m', 'pip', 'install', 'rich'])\n",
+        },
+    )
+    res = scan(proj)
+    wanted = {"gdown", "opencv", "python-kaleido", "cartopy", "pyarrow", "plotly", "openpyxl", "numpy"}
+    assert wanted <= res.required, wanted - res.required
+    assert {"python-wget", "rich"} <= res.required, "a handler that installs the module is no fallback"
+    assert "seaborn-base" in res.optional
+    assert "colab-only-helper" in res.optional and "colab-only-helper" not in res.required
+    assert "commented-out" not in res.required | res.optional | res.on_demand
+    assert res.evidence["pip"] == {"pip": ["setup_env.py:5"]}, "pip runs as `-m pip`; `install -U pip` is no need"
 
 
 def test_a_package_imported_late_in_several_modules_is_needed(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from portable_env.scan.magics import runs_installer
 from portable_env.scan.output import first, loc_key
 
 if TYPE_CHECKING:
@@ -41,6 +43,11 @@ PROBE_RE = re.compile(
     re.IGNORECASE,
 )
 ENABLED_RE = re.compile(r"enabled", re.IGNORECASE)
+# Calls that run a shell command (`os.system("python -m x")`, `subprocess.run([...])`,
+# IPython's `get_ipython().system("pip install x")`).
+SHELL_CALL_RE = re.compile(
+    r"(?:^|\.)(?:system|popen|run|call|check_call|check_output|Popen|getoutput|getstatusoutput)$"
+)
 TRY_TYPES: tuple[type, ...] = (ast.Try, ast.TryStar)
 
 
@@ -65,10 +72,39 @@ def ends_in_raise(body: list[ast.stmt]) -> bool:
     return bool(body) and isinstance(body[-1], ast.Raise)
 
 
+def _command_texts(call: ast.Call) -> Iterator[str]:
+    """The shell commands a call that runs commands (subprocess, os.system, IPython's
+    system and magics; not a message that says `pip install x`) is given: strings,
+    and lists of words (`[sys.executable, "-m", "pip", "install", name]`: what is
+    not a literal reads as a placeholder word)."""
+    func = dotted(call.func)
+    if func.endswith("run_line_magic") and len(call.args) > 1:
+        yield " ".join(const_str(a) or "_" for a in call.args[:2])  # ("pip", "install x")
+    if not SHELL_CALL_RE.search(func) and not func.endswith("run_cell_magic"):
+        return
+    for a in call.args:
+        if isinstance(a, (ast.List, ast.Tuple)):
+            yield " ".join(shlex.quote(t) if (t := const_str(e)) is not None else "_" for e in a.elts)
+        elif (t := const_str(a)) is not None:
+            yield t
+
+
+def installs(body: list[ast.stmt]) -> bool:
+    """Whether a block runs an installer (`!pip install x`, `%pip install x`,
+    `subprocess.check_call([sys.executable, "-m", "pip", "install", name])`)."""
+    return any(
+        isinstance(n, ast.Call) and any(runs_installer(t) for t in _command_texts(n))
+        for st in body
+        for n in ast.walk(st)
+    )
+
+
 def no_fallback(h: ast.ExceptHandler) -> bool:
-    """A handler that re-raises, or keeps the error to raise it later (`except
-    ImportError as e: invoke_import_error = e`): the code needs the module."""
-    if ends_in_raise(h.body):
+    """A handler that re-raises, keeps the error to raise it later (`except
+    ImportError as e: invoke_import_error = e`) or installs what was missing
+    (`except ImportError: !pip install x`, then on as if it had been there): the
+    code needs the module."""
+    if ends_in_raise(h.body) or installs(h.body):
         return True
     kept = [st for st in h.body if not (isinstance(st, ast.Expr) and const_str(st.value) is not None)]
     return (

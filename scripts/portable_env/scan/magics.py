@@ -12,7 +12,13 @@ the module each magic imports when it runs:
 - cell magics ``%%cython``: Cython; ``%%R``: rpy2; ``%%sql``: sql
   (ipython-sql); ``%%ipytest``: ipytest.
 A shell line or ``%%bash`` cell that runs ``python -m X`` (``!{sys.executable}
--m X`` too) and ``%run -m X`` import X.
+-m X`` too) and ``%run -m X`` import X. An install command (``!pip install X``,
+``%pip install X``, ``python -m pip install X``, ``uv pip install X``, ``conda
+install -c conda-forge X``, mamba and micromamba too) names distributions the
+notebook needs on the target, where there may be no network to install them:
+the line becomes IPython's own translation (``get_ipython().system("pip install
+X")``), which the scanner reads as a need of distribution X (not pip, setuptools
+or wheel, the installer's own; not paths, URLs, archives or requirement files).
 ``%%writefile x.py`` / ``%%file x.py`` cells are Python files the notebook
 writes and runs: scanned as Python. Every other magic or shell line becomes
 ``pass`` (so a block whose only body was a magic still parses). As in
@@ -27,6 +33,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+from collections.abc import Iterator
 
 # Cell magics whose body is Python.
 PY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "pypy"}
@@ -55,6 +63,83 @@ RUN_MODULE_RE = re.compile(
     r"(?:^|[\s;&|(`'\"!])(?:\{sys\.executable\}|\$\{?PYTHON\}?|[\w./-]*python[\d.]*)\s+(?:-[A-Za-z]+\s+)*-m\s*"
     r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
 )
+# The programs whose `install` command installs packages (`pip3 install`, `uv pip install`, `conda install`).
+INSTALLERS = re.compile(r"pip[\d.]*|conda|mamba|micromamba")
+# Magics that install (`%pip install x`, `%conda install x`).
+INSTALL_MAGICS = {"pip", "conda", "mamba", "micromamba", "uv"}
+# Options of pip and conda install that take a value (`-r requirements.txt`, `-c conda-forge`).
+INSTALL_VALUE_OPTIONS = {
+    "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url", "--extra-index-url",
+    "-f", "--find-links", "-t", "--target", "--prefix", "--root", "--src", "--upgrade-strategy", "--platform",
+    "--python-version", "--implementation", "--abi", "--only-binary", "--no-binary", "--progress-bar", "-C",
+    "--config-settings", "--global-option", "--trusted-host", "--cache-dir", "--log", "--proxy", "--retries",
+    "--timeout", "--exists-action", "--cert", "--client-cert", "--python", "--report", "--root-user-action",
+    "--use-feature", "--use-deprecated", "--channel", "-n", "--name", "-p", "--file", "--solver",
+    "--repodata-fn", "--index-strategy", "--group",
+}  # fmt: skip
+# The installer's own packages (`pip install -U pip setuptools wheel`): not what the code needs.
+INSTALLER_OWN = {"pip", "setuptools", "wheel"}
+# A path, URL, archive or shell expansion, not a requirement (`./pkg`, `git+https://...`, `x.whl`, `$PKG`).
+NOT_A_REQUIREMENT_RE = re.compile(r"[/\\:$%{}~]|\.(?:whl|zip|tar\.gz|tgz|tar\.bz2|conda)$")
+# A requirement: a distribution name, then nothing or extras / a version / a URL (`x[all]>=1`, `x==1.*=py_0`).
+REQUIREMENT_RE = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?:[\[=<>!~@, ;].*)?")
+
+
+def _shell_words(line: str) -> list[list[str]]:
+    """The words of each simple command of a shell line, quotes removed
+    (`a 'b c'; d > f`: [a, b c], [d]); after a redirection, nothing."""
+    lex = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    try:
+        tokens = list(lex)
+    except ValueError:  # an unclosed quote
+        tokens = line.replace('"', " ").replace("'", " ").split()
+    out: list[list[str]] = [[]]
+    for t in tokens:
+        if t and all(c in "();<>|&" for c in t):
+            out.append([])
+            if "<" in t or ">" in t:
+                out.append(["<redirected>"])  # the file name after `>` is not a word of the command
+        else:
+            out[-1].append(t)
+    return [ws for ws in out if ws and ws[0] != "<redirected>"]
+
+
+def _installs(command: str) -> Iterator[list[str]]:
+    """The arguments of each install command in a shell command (`pip install -q x`: [-q, x])."""
+    for line in command.replace("\\\n", " ").splitlines():
+        if "install" not in line:
+            continue
+        for words in _shell_words(line):
+            for i in range(1, len(words)):
+                if words[i] == "install" and INSTALLERS.fullmatch(words[i - 1].lstrip("!").rsplit("/", 1)[-1]):
+                    yield words[i + 1 :]
+                    break
+
+
+def runs_installer(command: str) -> bool:
+    """Whether a shell command installs packages (`pip install ...`, `conda install ...`)."""
+    return next(_installs(command), None) is not None
+
+
+def install_names(command: str) -> list[str]:
+    """Distributions the install commands in a shell command name (`pip install "x[all]>=1" y`:
+    x, y): the code needs them installed. Not options and their values, paths, URLs, archives,
+    shell variables or the installer's own packages."""
+    out = []
+    for args in _installs(command):
+        skip = False
+        for w in args:
+            if skip:
+                skip = False
+            elif w.startswith("-"):
+                skip = w in INSTALL_VALUE_OPTIONS
+            else:
+                name = w.rpartition("::")[2]  # conda-forge::numpy
+                m = REQUIREMENT_RE.fullmatch(name)
+                if m and not NOT_A_REQUIREMENT_RE.search(name) and m.group(1).lower() not in INSTALLER_OWN:
+                    out.append(m.group(1))
+    return out
 
 
 def run_modules(command: str) -> list[str]:
@@ -121,9 +206,16 @@ def _open_after(line: str, state: tuple[int, str]) -> tuple[int, str]:
     return depth, quote
 
 
-def _statement(indent: str, modules: list[str]) -> str:
-    """One line of Python standing for a magic line."""
-    return f"{indent}import {', '.join(modules)}" if modules else f"{indent}pass"
+def magic_installs(name: str, args: str) -> list[str]:
+    """Distributions a line magic `%name args` installs (`%pip install x`: x)."""
+    return install_names(f"{name} {args}") if name in INSTALL_MAGICS else []
+
+
+def _statement(indent: str, modules: list[str], call: str = "") -> str:
+    """One line of Python standing for a magic line: its imports, then `call`
+    (IPython's own translation of an install line, which the scanner reads)."""
+    parts = ([f"import {', '.join(modules)}"] if modules else []) + ([call] if call else [])
+    return indent + ("; ".join(parts) or "pass")
 
 
 def cell_source(text: str, written: set[str] | None = None) -> str | None:
@@ -142,10 +234,10 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
             if written is not None and stem.isidentifier():
                 written.add(stem)
         elif magic not in PY_CELL_MAGICS:
-            mods = CELL_MAGIC_IMPORTS.get(magic) or (
-                run_modules("\n".join(lines[1:])) if magic in SHELL_CELL_MAGICS else []
-            )
-            return _statement("", mods) if mods else None  # %%bash, %%html, ...: not Python
+            body = "\n".join(lines[1:]) if magic in SHELL_CELL_MAGICS else ""
+            mods = CELL_MAGIC_IMPORTS.get(magic) or run_modules(body)
+            call = f"get_ipython().run_cell_magic({magic!r}, '', {body!r})" if install_names(body) else ""
+            return _statement("", mods, call) if mods or call else None  # %%bash, %%html, ...: not Python
         lines[0] = ""
     if not any(ESCAPE_LINE.match(ln) or ln.rstrip().endswith("?") for ln in lines):
         return "\n".join(lines)  # plain Python (most cells): nothing to track
@@ -160,7 +252,14 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
             continue
         indent = ln[: len(ln) - len(ln.lstrip())]
         m = LINE_MAGIC.match(ln)
-        out.append(_statement(indent, magic_imports(m.group(1), m.group(2)) if m else run_modules(ln)))
+        if m:
+            name, args = m.group(1), m.group(2)
+            call = f"get_ipython().run_line_magic({name!r}, {args!r})" if magic_installs(name, args) else ""
+            out.append(_statement(indent, magic_imports(name, args), call))
+        else:
+            command = ln.strip().lstrip("!")
+            call = f"get_ipython().system({command!r})" if install_names(command) else ""
+            out.append(_statement(indent, run_modules(ln), call))
     return "\n".join(out)
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from portable_env.scan import engines
 from portable_env.scan import guards as g
 from portable_env.scan.evaluate import Evaluator
-from portable_env.scan.magics import magic_imports, notebook_cells, run_modules
+from portable_env.scan.magics import (
+    SHELL_CELL_MAGICS,
+    install_names,
+    magic_imports,
+    magic_installs,
+    notebook_cells,
+    run_modules,
+)
 
 # Byte strings whose presence makes a file worth scanning for dynamic imports
 # (calls, so "available(" not "available": the word is common in docstrings;
@@ -30,6 +37,7 @@ DYNAMIC = (
     b"_import(",
     b"import_optional",
     b"run_line_magic",
+    b"get_ipython()",
     b"importlib.metadata",
     b"importlib_metadata",
     b"import metadata",
@@ -42,10 +50,6 @@ DYNAMIC = (
 # Calls that load the module they are given on first use (LazyModule, LazyLoader, lazy_import).
 # (Not lazy_gettext("Name"): a lazy translation.)
 LAZY_CALL_RE = re.compile(r"lazy_?(?:module|import|loader)|(?:module|import)_?lazy", re.IGNORECASE)
-# Calls that run a shell command given as a string (`os.system("python -m x")`).
-SHELL_CALL_RE = re.compile(
-    r"(?:^|\.)(?:system|popen|run|call|check_call|check_output|Popen|getoutput|getstatusoutput)$"
-)
 PYTHON_RE = re.compile(r"(?:.*/)?python[\d.]*")
 # Calls that look an installed distribution up by its name (importlib.metadata,
 # pkg_resources): they fail when it is missing, unless the code catches that.
@@ -433,11 +437,19 @@ class Scanner:
                 magic, _, rest = (name, "", line or "") if f == "run_line_magic" else name.lstrip("%").partition(" ")
                 for mod in magic_imports(magic, rest):
                     self.add(mod, n.lineno, optional)  # get_ipython().run_line_magic("load_ext", "x")
+                for dist in magic_installs(magic, rest):
+                    self._add_dist(dist, n.lineno, optional)  # get_ipython().run_line_magic("pip", "install x")
+                continue
+            if f in ("system", "getoutput", "run_cell_magic") and full.startswith("get_ipython()"):
+                if f == "run_cell_magic":  # %%bash cell: its body
+                    name = (g.const_str(n.args[2]) or "") if name in SHELL_CELL_MAGICS and len(n.args) > 2 else ""
+                for dist in install_names(name):
+                    self._add_dist(dist, n.lineno, optional)  # get_ipython().system("pip install x")
                 continue
             if self._dist_lookup(full, f):
                 m = DIST_NAME_RE.match(name.strip())
-                if m:  # version("pyflakes"): the distribution must be installed, under its import-style name
-                    self.add(re.sub(r"[-_.]+", "_", m.group()).lower(), n.lineno, optional or self.tries > 0, dist=True)
+                if m:  # version("pyflakes"): the distribution must be installed
+                    self._add_dist(m.group(), n.lineno, optional or self.tries > 0)
                 continue
             if not g.MODULE_RE.fullmatch(name):
                 continue
@@ -472,6 +484,10 @@ class Scanner:
                 use = replace(self._use(mod, call.lineno, optional), engine=True)
                 self.pending.append((eng.hosts, receiver, use))
 
+    def _add_dist(self, dist: str, line: int, optional: bool) -> None:
+        """Record that the distribution `dist` must be installed (under its import-style name)."""
+        self.add(re.sub(r"[-_.]+", "_", dist).lower(), line, optional, dist=True)
+
     @staticmethod
     def _run_modules(n: ast.Call | ast.List | ast.Tuple) -> list[str]:
         """Modules a command runs with `python -m`: `[sys.executable, "-m",
@@ -491,7 +507,7 @@ class Scanner:
             python = g.dotted(before) == "sys.executable" or PYTHON_RE.fullmatch(g.const_str(before) or "")
             if python and g.MODULE_RE.fullmatch(mod):
                 out.append(mod)
-        if isinstance(n, ast.Call) and SHELL_CALL_RE.search(g.dotted(n.func)):
+        if isinstance(n, ast.Call) and g.SHELL_CALL_RE.search(g.dotted(n.func)):
             out += [m for a in n.args if (text := _command_text(a)) for m in run_modules(text)]
         return out
 
@@ -729,7 +745,7 @@ def _parse_notebook(rel: str, data: bytes, ctx: Context, dynamic: bool, out: Par
     pending: list[Pending] = []
     aliases: dict[str, str] = {}
     for num, src in cells:
-        sc = Scanner(f"{rel}[{num}]", ctx, dynamic)
+        sc = Scanner(f"{rel}[{num}]", ctx, dynamic or "get_ipython()" in src)  # !pip install x
         try:
             tree = ast.parse(src)
         except (SyntaxError, ValueError) as e:
