@@ -978,7 +978,8 @@ def test_a_notebook_that_installs_a_package_needs_it_on_the_target(tmp_path: Pat
                 "if IN_COLAB:\n    !pip install colab-only-helper\n",
                 "# !pip install commented-out\nimport numpy\n",
                 "try:\n    import wget\nexcept ModuleNotFoundError:\n    %pip install wget\n",
-                "try:\n    import seaborn\nexcept ImportError:\n    print('for plots: pip install seaborn')\n    seaborn = None\n",
+                "try:\n    import seaborn\nexcept ImportError:\n"
+                "    print('for plots: pip install seaborn')\n    seaborn = None\n",
             ),
             "export.py": "get_ipython().run_line_magic('pip', 'install plotly')\n"
             "get_ipython().system('pip install -q openpyxl')\n",
