@@ -971,7 +971,7 @@ def test_a_notebook_that_installs_a_package_needs_it_on_the_target(tmp_path: Pat
         tmp_path,
         {
             "nb.ipynb": notebook(
-                "!pip install -q gdown 'opencv-python>=4'\n%pip install --upgrade pip kaleido\n",
+                "!pip install -q gdown 'opencv-python>=4' scikit-learn torch\n%pip install --upgrade pip kaleido\n",
                 "%conda install -c conda-forge cartopy\n",
                 "%%bash\nset -e\npip install pyarrow\n",
                 "try:\n    import google.colab\n    IN_COLAB = True\nexcept ImportError:\n    IN_COLAB = False\n"
@@ -990,7 +990,9 @@ def test_a_notebook_that_installs_a_package_needs_it_on_the_target(tmp_path: Pat
     )
     res = scan(proj)
     wanted = {"gdown", "opencv", "python-kaleido", "cartopy", "pyarrow", "plotly", "openpyxl", "numpy"}
+    wanted |= {"scikit-learn", "pytorch"}  # PyPI names, as conda names them
     assert wanted <= res.required, wanted - res.required
+    assert not wanted & res.unresolved, "a PyPI name a table knows is no guess"
     assert {"python-wget", "rich"} <= res.required, "a handler that installs the module is no fallback"
     assert "seaborn-base" in res.optional
     assert "colab-only-helper" in res.optional and "colab-only-helper" not in res.required

@@ -240,7 +240,7 @@ def scan(
         top = u.name.split(".")[0]
         if never_a_package(top, stdlib, newer) or local.is_local(u.name) or top in parsed.written:
             continue
-        pkg, key, layer = resolver.resolve(u.name)
+        pkg, key, layer = resolver.resolve_dist(u.name) if u.dist else resolver.resolve(u.name)
         if (
             layer == "identity"
             and key == top

@@ -356,6 +356,18 @@ class Resolver:
             hit = self._cache[dotted] = self._resolve(dotted)
         return hit
 
+    def resolve_dist(self, name: str) -> tuple[str, str, str]:
+        """resolve() for a PyPI distribution, named in import style (`version("scikit-learn")`,
+        `pip install torch`: scikit_learn, torch): its conda name from the rename table
+        (opencv-python: opencv), else as the tables map an import so spelled (torch: pytorch,
+        kaleido: python-kaleido), else a package some table names so (scikit-learn)."""
+        pypi = canon(name)
+        if pypi in self.renames:
+            return self.renames[pypi], name, "renames"
+        hit = self.resolve(name)
+        known = self.known_packages().get(pypi)
+        return (pypi, name, known) if hit[2] == "identity" and known else hit
+
     def parent(self, key: str) -> tuple[str, str, str] | None:
         """The package of the nearest parent of a dotted table key that is a
         package itself (`dask.distributed` -> dask-core): importing
