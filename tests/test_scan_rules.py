@@ -390,8 +390,10 @@ def test_a_hand_kept_top_name_does_not_hide_the_generated_rows_below_it(tmp_path
 
 
 def test_a_magic_as_the_only_body_of_a_block_parses(tmp_path: Path) -> None:
-    src = "if missing:\n    %pip list\nfor f in files:\n    !wc -l {f}\n    # why?\nimport yaml\n"
-    assert cell_source(src) == "if missing:\n    pass\nfor f in files:\n    pass\n    # why?\nimport yaml"
+    src = "if missing:\n    %time f()\nfor f in files:\n    !wc -l {f}\n    # why?\nimport yaml\n"
+    assert cell_source(src) == (  # a shell line is IPython's own translation of it
+        "if missing:\n    pass\nfor f in files:\n    get_ipython().system('wc -l {f}')\n    # why?\nimport yaml"
+    )
     res = scan(write(tmp_path, {"nb.ipynb": notebook(src, "def f():\n    x = 1\n    %timeit f()\n")}))
     assert res.unparsed == [] and res.required == {"pyyaml"}
 
@@ -998,6 +1000,35 @@ def test_a_notebook_that_installs_a_package_needs_it_on_the_target(tmp_path: Pat
     assert "colab-only-helper" in res.optional and "colab-only-helper" not in res.required
     assert "commented-out" not in res.required | res.optional | res.on_demand
     assert res.evidence["pip"] == {"pip": ["setup_env.py:5"]}, "pip runs as `-m pip`; `install -U pip` is no need"
+
+
+def test_a_program_a_notebook_or_script_runs_needs_its_package(tmp_path: Path) -> None:
+    """`!kaggle datasets download ...`, `!jupyter nbconvert ...` (jupyter runs
+    jupyter-nbconvert), a %%bash cell, `files = !cmd`, `subprocess.run(["gdown",
+    ...])` and `os.system("papermill ...")` run a package's program (its console
+    script): on the target it must be in bin/. The base system's programs (ls,
+    git, unzip, python) and local scripts need nothing; a message that names a
+    program runs nothing."""
+    proj = write(
+        tmp_path,
+        {
+            "nb.ipynb": notebook(
+                "!kaggle datasets download -d user/data && unzip data.zip\n!ls -la | wc -l\n",
+                "!jupyter nbconvert --to html report.ipynb\nout = !git log -1\n!./run.sh\n",
+                "%%bash\nset -e\ntensorboard --logdir runs &\n",
+            ),
+            "fetch.py": "import os, subprocess\n"
+            "subprocess.run(['gdown', '--id', '1abc'], check=True)\n"
+            "os.system('papermill in.ipynb out.ipynb')\n"
+            "print('then run: streamlit run app.py')\n",
+        },
+    )
+    res = scan(proj)
+    wanted = {"kaggle", "nbconvert", "tensorboard", "gdown", "papermill"}
+    assert wanted <= res.required, wanted - res.required
+    assert res.evidence["nbconvert"] == {"jupyter-nbconvert": ["nb.ipynb[2]:1"]}
+    assert not {"streamlit", "git", "unzip"} & (res.required | res.optional | res.on_demand)
+    assert not res.unresolved
 
 
 def test_a_package_imported_late_in_several_modules_is_needed(tmp_path: Path) -> None:

@@ -140,6 +140,52 @@ def test_a_project_is_read_from_its_latest_wheel(served: Served, monkeypatch: py
     assert toplevels.project_imports("not-on-pypi") is None
 
 
+def test_a_project_s_commands_are_its_wheel_s_entry_points(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """console_scripts and gui_scripts of the wheel's entry_points.txt, case kept,
+    and the files of its .data/scripts/; other groups and odd names: none."""
+    eps = (
+        b"[console_scripts]\nKaggle = kaggle.cli:main\nkaggle-cli=kaggle.cli:main\n[gui_scripts]\nkviewer = k:gui\n"
+        b"[pytest11]\nplug = k.plugin\n[console_scripts.bad]\n"
+    )
+    w = wheel(
+        {
+            "kaggle/__init__.py": b"",
+            "kaggle-1.dist-info/entry_points.txt": eps,
+            "kaggle-1.data/scripts/kaggle-sh": b"#!/bin/sh\n",  # a script the wheel installs as it is
+            "kaggle-1.data/data/share/x": b"",
+        }
+    )
+    served.files["/files/kaggle-1-py3-none-any.whl"] = w
+    served.files["/files/plain-1-py3-none-any.whl"] = plain = wheel({"plain/__init__.py": b""})
+    for name, data in (("kaggle", w), ("plain", plain)):
+        f = f"{name}-1-py3-none-any.whl"
+        doc = {"urls": [{"packagetype": "bdist_wheel", "url": f"../../files/{f}", "size": len(data), "filename": f}]}
+        served.files[f"/pypi/{name}/json"] = json.dumps(doc).encode()
+    monkeypatch.setattr(toplevels, "PYPI_JSON", served.url + "/pypi/{name}/json")
+    assert toplevels.project_commands("kaggle") == ["Kaggle", "kaggle-cli", "kaggle-sh", "kviewer"]
+    assert toplevels.project_commands("plain") == []
+    assert toplevels.project_commands("not-on-pypi") is None
+
+
+def test_a_program_is_the_most_downloaded_project_s_but_the_system_s_and_the_installer_s() -> None:
+    rows = [
+        ("pip", ["pip", "pip3"]),
+        ("tb-nightly", ["tensorboard"]),  # more downloaded, but tensorboard is named like the program
+        ("tensorflow", ["saved_model_cli", "tensorboard"]),
+        ("tensorboard", ["tensorboard"]),
+        ("torch", ["torchrun", "tree"]),  # no Python package is needed to run `tree` or `make`
+        ("cmake", ["cmake", "ctest"]),
+        ("tf-nightly", ["saved_model_cli"]),  # less downloaded: the first project keeps the program
+        ("pipx-helper", ["pip3.11", "python3"]),
+    ]
+    assert importmap.command_packages(rows, {"torch": "pytorch"}) == {
+        "tensorboard": "tensorboard",
+        "saved_model_cli": "tensorflow",
+        "torchrun": "pytorch",
+        "ctest": "cmake",
+    }
+
+
 def test_a_gap_in_the_table_is_filled_by_the_import_s_own_project_else_the_most_downloaded() -> None:
     rows = [
         ("prefect", ["prefect"]),

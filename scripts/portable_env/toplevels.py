@@ -18,6 +18,8 @@ The file: one line per project, in rank order, ``project import import ...``; ``
 
 from __future__ import annotations
 
+import configparser
+import http.client
 import importlib.metadata as md
 import io
 import json
@@ -26,12 +28,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from portable_env.errors import UserError
 from portable_env.files import TEST_DIR_RE, canon
+from portable_env.scan.magics import COMMAND_RE
 
 PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 TAIL = 64 * 1024  # bytes read from the end of a wheel at first: its central directory, mostly
@@ -176,15 +179,43 @@ def project_json(name: str, timeout: float = 60.0) -> dict[str, Any] | None:
         raise
 
 
-def project_imports(name: str) -> list[str] | None:
-    """Import names of the latest release's wheel of a PyPI project; None without a wheel."""
+def wheel_commands(zf: zipfile.ZipFile) -> list[str]:
+    """The commands a wheel installs in bin/: its entry points' console_scripts and
+    gui_scripts, and the files of its `.data/scripts/` folder (ruff, aws)."""
+    names = zf.namelist()
+    found = {n.rsplit("/", 1)[1] for n in names if n.count("/") == 2 and n.split("/")[0].endswith(".data")
+             and n.split("/")[1] == "scripts"}  # fmt: skip
+    eps = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/entry_points.txt")]
+    if eps:
+        cp = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+        cp.optionxform = str  # type: ignore[assignment,method-assign]  # command names keep their case
+        try:
+            cp.read_string(zf.read(eps[0]).decode("utf-8", "replace"))
+        except configparser.Error:
+            cp.clear()
+        found |= {c for sec in ("console_scripts", "gui_scripts") if cp.has_section(sec) for c in cp.options(sec)}
+    return sorted(c for c in found if COMMAND_RE.fullmatch(c))
+
+
+def _project_wheel(name: str, read: Callable[[zipfile.ZipFile], list[str]]) -> list[str] | None:
+    """`read` of the latest release's wheel of a PyPI project; None without a wheel."""
     doc = project_json(name)
     wheel = pick_wheel(doc.get("urls") or []) if doc else None
     if wheel is None:
         return None
     url = urllib.parse.urljoin(PYPI_JSON.format(name=name), str(wheel["url"]))  # mirrors serve relative URLs
     with zipfile.ZipFile(RemoteFile(url, int(wheel["size"]))) as zf:
-        return import_names((i.filename, i.file_size) for i in zf.infolist())
+        return read(zf)
+
+
+def project_imports(name: str) -> list[str] | None:
+    """Import names of the latest release's wheel of a PyPI project; None without a wheel."""
+    return _project_wheel(name, lambda zf: import_names((i.filename, i.file_size) for i in zf.infolist()))
+
+
+def project_commands(name: str) -> list[str] | None:
+    """Commands the latest release's wheel of a PyPI project installs; None without a wheel."""
+    return _project_wheel(name, wheel_commands)
 
 
 def render(rows: Iterable[tuple[str, list[str]]], header: Iterable[str]) -> str:
@@ -212,8 +243,11 @@ def read(path: Path) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def fetch_all(names: list[str], jobs: int) -> list[tuple[str, list[str]]]:
-    """(project, import names) for each name, in the given order; progress on stderr.
+def fetch_all(
+    names: list[str], jobs: int, reader: Callable[[str], list[str] | None] = project_imports
+) -> list[tuple[str, list[str]]]:
+    """(project, import names) for each name (`reader`: project_commands for its commands),
+    in the given order; progress on stderr.
     A project without a wheel is left out; when more than MAX_FAILED of the
     projects cannot be read (network, mirror), nothing is returned but an error."""
     import sys
@@ -225,8 +259,8 @@ def fetch_all(names: list[str], jobs: int) -> list[tuple[str, list[str]]]:
     def one(name: str) -> list[str] | None:
         for attempt in range(ATTEMPTS):
             try:
-                return project_imports(name)
-            except (OSError, ValueError, zipfile.BadZipFile) as e:
+                return reader(name)
+            except (OSError, ValueError, zipfile.BadZipFile, http.client.HTTPException) as e:  # IncompleteRead
                 if attempt + 1 == ATTEMPTS:
                     failed.append(f"{name}: {e}")
                     print(f"fetch-top-levels: {name}: {e}", file=sys.stderr)
@@ -278,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         help="read again only the NAMES projects that the existing OUTPUT lists, keep its other rows; "
         "WHY (which projects, and why) is added to its header",
     )
+    ap.add_argument(
+        "--commands",
+        action="store_true",
+        help="snapshot the commands each wheel installs (entry points) instead: templates/pypi-commands.txt",
+    )
     args = ap.parse_args(argv)
 
     def go() -> int:
@@ -292,12 +331,23 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{args.names}: '{bad[0]}' is not a PyPI project name; one name per line")
         names = list(dict.fromkeys(canon(n) for n in lines))
         today = datetime.date.today().isoformat()
+        if args.only and args.commands:
+            ap.error("--only refreshes an import snapshot; fetch the commands snapshot whole")
         if args.only:
             old = read(args.output)
             header = [ln[2:] for ln in args.output.read_text().splitlines() if ln.startswith("# ")]
             wanted = {canon(n) for n, _ in old} & set(names)
             rows = refreshed(old, fetch_all([n for n in names if n in wanted], args.jobs), wanted)
             header.append(f"Read again {today}: {len(wanted)} projects, {args.only}.")
+        elif args.commands:
+            rows = fetch_all(names, args.jobs, project_commands)
+            header = [
+                "GENERATED by scripts/fetch-top-levels --commands; do not edit. Read by scripts/gen-import-map.",
+                "Commands each PyPI project's latest wheel installs in bin/ (its console_scripts and gui_scripts",
+                "entry points), most downloaded project first; projects that install none are left out.",
+                f"Ranking: {args.source}.",
+                f"Fetched {today} from pypi.org: {len(rows)} of {len(names)} projects install commands.",
+            ]
         else:
             rows = fetch_all(names, args.jobs)
             header = [

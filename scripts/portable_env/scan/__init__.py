@@ -210,7 +210,9 @@ def scan(
     maps = load_mapping(imports or {}, mapping, mapping_given)
     local = build_local_index(root, dirs, maps.namespaces)
     stdlib = stdlib_names(python)
-    ctx = Context(Evaluator(python), stdlib, {n.split(".")[0] for n in maps.namespaces})
+    ctx = Context(
+        Evaluator(python), stdlib, {n.split(".")[0] for n in maps.namespaces}, frozenset(maps.generated.commands)
+    )
     parsed = parse_all(root, sources, ctx)
     res = Result(unparsed=parsed.unparsed)
     if only_tests:
@@ -238,9 +240,9 @@ def scan(
     ambiguous_used: dict[str, tuple[str, list[str], str]] = {}
     for u in parsed.uses:
         top = u.name.split(".")[0]
-        if never_a_package(top, stdlib, newer) or local.is_local(u.name) or top in parsed.written:
+        if not u.command and (never_a_package(top, stdlib, newer) or local.is_local(u.name) or top in parsed.written):
             continue
-        pkg, key, layer = resolver.resolve_dist(u.name) if u.dist else resolver.resolve(u.name)
+        pkg, key, layer = resolve_use(resolver, u)
         if (
             layer == "identity"
             and key == top
@@ -248,8 +250,8 @@ def scan(
             and (local.is_sibling(top, u.path) or top in local.namespaces)
         ):
             continue  # a sibling module imported Python-2 style, or the project's own namespace folder
-        if u.dist and canon(pkg) in own:
-            continue  # the project asks for its own version by its distribution name
+        if (u.dist or u.command) and canon(pkg) in own:
+            continue  # the project asks for its own version by its distribution name, or runs its own program
         if not pkg or canon(pkg) in excluded or u.typing:
             continue  # ignored by a mapping (""), excluded, or annotations only
         if (u.guarded or (u.soft and u.package)) and not is_vendored(u.path):
@@ -280,6 +282,14 @@ def scan(
     return res
 
 
+def resolve_use(resolver: Resolver, u: Use) -> tuple[str, str, str]:
+    """(package or "", key, layer) of a use: an import, a distribution looked up or
+    installed by name, or a program run by a shell command."""
+    if u.command:
+        return resolver.resolve_command(u.name)
+    return resolver.resolve_dist(u.name) if u.dist else resolver.resolve(u.name)
+
+
 def unguard_installed_probes(uses: list[Use], resolver: Resolver, local: LocalIndex) -> None:
     """A branch on a flag an ImportError guard set (`if IN_COLAB:`) is guarded
     like that try, unless the guarded import always works on the target: the
@@ -288,7 +298,7 @@ def unguard_installed_probes(uses: list[Use], resolver: Resolver, local: LocalIn
     flagged = [u for u in uses if u.probes]
     if not flagged:
         return
-    plain = {resolver.resolve(u.name)[0] for u in uses if not (u.optional or u.soft or u.signal or u.typing)}
+    plain = {resolve_use(resolver, u)[0] for u in uses if not (u.optional or u.soft or u.signal or u.typing)}
     plain.discard("")
     for u in flagged:
         if any(local.is_local(p) or resolver.resolve(p)[0] in plain for p in u.probes):

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from portable_env.scan.magics import runs_installer
+from portable_env.scan.magics import SHELL_CELL_MAGICS, SHELL_LINE_MAGICS, runs_installer
 from portable_env.scan.output import first, loc_key
 
 if TYPE_CHECKING:
@@ -72,20 +72,41 @@ def ends_in_raise(body: list[ast.stmt]) -> bool:
     return bool(body) and isinstance(body[-1], ast.Raise)
 
 
-def _command_texts(call: ast.Call) -> Iterator[str]:
-    """The shell commands a call that runs commands (subprocess, os.system, IPython's
-    system and magics; not a message that says `pip install x`) is given: strings,
-    and lists of words (`[sys.executable, "-m", "pip", "install", name]`: what is
-    not a literal reads as a placeholder word)."""
+def command_text(node: ast.expr) -> str | None:
+    """A command string: a literal, or an f-string with `{sys.executable}`
+    kept as written (run_modules reads it)."""
+    if not isinstance(node, ast.JoinedStr):
+        return const_str(node)
+    parts = []
+    for v in node.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(v.value)
+        elif isinstance(v, ast.FormattedValue):
+            parts.append("{" + (dotted(v.value) or "?") + "}")
+    return "".join(parts)
+
+
+def command_texts(call: ast.Call) -> Iterator[str]:
+    """The shell commands a call that runs commands is given (subprocess, os.system,
+    IPython's `get_ipython().system(...)`, %%bash cells and shell magics; not a message
+    that says `pip install x`): strings, and lists of words (`[sys.executable, "-m",
+    "pip", "install", name]`: what is not a literal reads as a placeholder word)."""
     func = dotted(call.func)
-    if func.endswith("run_line_magic") and len(call.args) > 1:
-        yield " ".join(const_str(a) or "_" for a in call.args[:2])  # ("pip", "install x")
-    if not SHELL_CALL_RE.search(func) and not func.endswith("run_cell_magic"):
+    first = const_str(call.args[0]) if call.args else None
+    if func.endswith("run_line_magic"):
+        if first in SHELL_LINE_MAGICS and len(call.args) > 1:
+            yield f"{'' if first in ('system', 'sx') else first} {const_str(call.args[1]) or ''}"  # %pip install x
+        return
+    if func.endswith("run_cell_magic"):
+        if first in SHELL_CELL_MAGICS and len(call.args) > 2 and (body := const_str(call.args[2])):
+            yield body  # %%bash
+        return
+    if not SHELL_CALL_RE.search(func):
         return
     for a in call.args:
         if isinstance(a, (ast.List, ast.Tuple)):
             yield " ".join(shlex.quote(t) if (t := const_str(e)) is not None else "_" for e in a.elts)
-        elif (t := const_str(a)) is not None:
+        elif (t := command_text(a)) is not None:
             yield t
 
 
@@ -93,7 +114,7 @@ def installs(body: list[ast.stmt]) -> bool:
     """Whether a block runs an installer (`!pip install x`, `%pip install x`,
     `subprocess.check_call([sys.executable, "-m", "pip", "install", name])`)."""
     return any(
-        isinstance(n, ast.Call) and any(runs_installer(t) for t in _command_texts(n))
+        isinstance(n, ast.Call) and any(runs_installer(t) for t in command_texts(n))
         for st in body
         for n in ast.walk(st)
     )

@@ -11,17 +11,22 @@ the module each magic imports when it runs:
   ``%tensorboard``: tensorboard;
 - cell magics ``%%cython``: Cython; ``%%R``: rpy2; ``%%sql``: sql
   (ipython-sql); ``%%ipytest``: ipytest.
-A shell line or ``%%bash`` cell that runs ``python -m X`` (``!{sys.executable}
--m X`` too) and ``%run -m X`` import X. An install command (``!pip install X``,
-``%pip install X``, ``python -m pip install X``, ``uv pip install X``, ``conda
-install -c conda-forge X``, mamba and micromamba too) names distributions the
-notebook needs on the target, where there may be no network to install them:
-the line becomes IPython's own translation (``get_ipython().system("pip install
-X")``), which the scanner reads as a need of distribution X (not pip, setuptools
-or wheel, the installer's own; not paths, URLs, archives or requirement files).
+``%run -m X`` imports X. A shell line (``!cmd``, ``files = !cmd``), a
+``%%bash`` cell and the ``%pip`` / ``%conda`` / ``%system`` magics become
+IPython's own translation (``get_ipython().system("cmd")``,
+``get_ipython().run_cell_magic("bash", "", body)``, ``run_line_magic``),
+which the scanner reads as it reads ``subprocess`` and ``os.system`` calls:
+a module run with ``python -m X`` (``!{sys.executable} -m X`` too) is
+imported; the distributions an install command names (``!pip install X``,
+``python -m pip install X``, ``uv pip install X``, ``conda install -c
+conda-forge X``, mamba and micromamba too; not pip, setuptools or wheel,
+the installer's own; not paths, URLs, archives or requirement files) are
+needed on the target, where there may be no network to install them; and
+so is the package of each program the command runs (``!kaggle ...``:
+kaggle), from the generated table's ``commands:``.
 ``%%writefile x.py`` / ``%%file x.py`` cells are Python files the notebook
-writes and runs: scanned as Python. Every other magic or shell line becomes
-``pass`` (so a block whose only body was a magic still parses). As in
+writes and runs: scanned as Python. Every other magic becomes ``pass`` (so
+a block whose only body was a magic still parses). As in
 IPython, only a line that starts a statement can be a magic: a line inside
 open brackets, after a backslash or inside a triple-quoted string (`print(
 "%d%%" \\n % x)`, a docstring line ending in `?`) is Python.
@@ -45,6 +50,9 @@ FILE_CELL_MAGICS = {"writefile", "file"}
 ESCAPE_LINE = re.compile(r"^\s*(!|%|\?)|^\s*\w+\s*=\s*[!%]")  # %magic, !shell, ?help, x = !cmd
 SYNTAX_CHARS = re.compile(r"[][(){}'\"#\\]")  # the characters that open or close something
 LINE_MAGIC = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%+([A-Za-z_]\w*)\s*(.*)$")
+SHELL_LINE = re.compile(r"^\s*([\w.]+\s*=\s*)?!+(.*)$")  # !cmd, !!cmd, files = !ls
+# Line magics that run a shell command or an installer: kept as IPython's call, which the scanner reads.
+SHELL_LINE_MAGICS = {"system", "sx", "pip", "conda", "mamba", "micromamba", "uv"}
 # Extensions IPython ships itself (%load_ext autoreload).
 LOAD_EXT_BUILTIN = {"autoreload": "IPython", "storemagic": "IPython"}
 # Line magics -> modules they import (besides %load_ext and %matplotlib).
@@ -63,10 +71,12 @@ RUN_MODULE_RE = re.compile(
     r"(?:^|[\s;&|(`'\"!])(?:\{sys\.executable\}|\$\{?PYTHON\}?|[\w./-]*python[\d.]*)\s+(?:-[A-Za-z]+\s+)*-m\s*"
     r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
 )
+# Words before a program that run it (`sudo pip ...`, `time python ...`, `env X=1 cmd`).
+COMMAND_WRAPPERS = {"sudo", "time", "nohup", "exec", "env", "command", "nice"}
+ASSIGNMENT_RE = re.compile(r"[A-Za-z_]\w*=.*")  # `X=1 cmd`
+COMMAND_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a program's name (no path)
 # The programs whose `install` command installs packages (`pip3 install`, `uv pip install`, `conda install`).
 INSTALLERS = re.compile(r"pip[\d.]*|conda|mamba|micromamba")
-# Magics that install (`%pip install x`, `%conda install x`).
-INSTALL_MAGICS = {"pip", "conda", "mamba", "micromamba", "uv"}
 # Options of pip and conda install that take a value (`-r requirements.txt`, `-c conda-forge`).
 INSTALL_VALUE_OPTIONS = {
     "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url", "--extra-index-url",
@@ -142,6 +152,26 @@ def install_names(command: str) -> list[str]:
     return out
 
 
+def shell_commands(command: str) -> list[list[str]]:
+    """The program each simple command of a shell command runs, as names to look up
+    in order (`jupyter nbconvert x`: [jupyter-nbconvert, jupyter], as jupyter runs its
+    subcommands; `sudo -E env X=1 gdown id`: [gdown]). Not a path (`./run.sh`)."""
+    out = []
+    for line in command.replace("\\\n", " ").splitlines():
+        for words in _shell_words(line):
+            i, n = 0, len(words)
+            while i < n and (ASSIGNMENT_RE.fullmatch(words[i]) or words[i] in COMMAND_WRAPPERS):
+                i += 1
+                while i < n and words[i - 1] in COMMAND_WRAPPERS and words[i].startswith("-"):
+                    i += 1  # sudo -E, nice -n? (wrapper options without values)
+            prog = words[i].lstrip("!") if i < n else ""
+            if not COMMAND_RE.fullmatch(prog):
+                continue
+            sub = words[i + 1] if i + 1 < n else ""
+            out.append(([f"{prog}-{sub}"] if re.fullmatch(r"[a-z][a-z0-9_-]*", sub) else []) + [prog])
+    return out
+
+
 def run_modules(command: str) -> list[str]:
     """Modules a shell command runs as programs (`python -m x`): they must be installed."""
     return RUN_MODULE_RE.findall(command)
@@ -206,14 +236,9 @@ def _open_after(line: str, state: tuple[int, str]) -> tuple[int, str]:
     return depth, quote
 
 
-def magic_installs(name: str, args: str) -> list[str]:
-    """Distributions a line magic `%name args` installs (`%pip install x`: x)."""
-    return install_names(f"{name} {args}") if name in INSTALL_MAGICS else []
-
-
 def _statement(indent: str, modules: list[str], call: str = "") -> str:
     """One line of Python standing for a magic line: its imports, then `call`
-    (IPython's own translation of an install line, which the scanner reads)."""
+    (IPython's own translation of a shell or install magic, which the scanner reads)."""
     parts = ([f"import {', '.join(modules)}"] if modules else []) + ([call] if call else [])
     return indent + ("; ".join(parts) or "pass")
 
@@ -234,10 +259,11 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
             if written is not None and stem.isidentifier():
                 written.add(stem)
         elif magic not in PY_CELL_MAGICS:
-            body = "\n".join(lines[1:]) if magic in SHELL_CELL_MAGICS else ""
-            mods = CELL_MAGIC_IMPORTS.get(magic) or run_modules(body)
-            call = f"get_ipython().run_cell_magic({magic!r}, '', {body!r})" if install_names(body) else ""
-            return _statement("", mods, call) if mods or call else None  # %%bash, %%html, ...: not Python
+            # %%bash: IPython's own translation, which the scanner reads; %%html, ...: not Python
+            if magic in SHELL_CELL_MAGICS:
+                return f"get_ipython().run_cell_magic({magic!r}, '', {chr(10).join(lines[1:])!r})"
+            mods = CELL_MAGIC_IMPORTS.get(magic)
+            return _statement("", mods) if mods else None
         lines[0] = ""
     if not any(ESCAPE_LINE.match(ln) or ln.rstrip().endswith("?") for ln in lines):
         return "\n".join(lines)  # plain Python (most cells): nothing to track
@@ -254,12 +280,14 @@ def cell_source(text: str, written: set[str] | None = None) -> str | None:
         m = LINE_MAGIC.match(ln)
         if m:
             name, args = m.group(1), m.group(2)
-            call = f"get_ipython().run_line_magic({name!r}, {args!r})" if magic_installs(name, args) else ""
+            call = f"get_ipython().run_line_magic({name!r}, {args!r})" if name in SHELL_LINE_MAGICS else ""
             out.append(_statement(indent, magic_imports(name, args), call))
+        elif sh := SHELL_LINE.match(ln):  # IPython's own translation, which the scanner reads
+            target, command = sh.group(1) or "", sh.group(2).strip()
+            call = f"{target}get_ipython().{'getoutput' if target else 'system'}({command!r})"
+            out.append(indent + call if command else indent + "pass")
         else:
-            command = ln.strip().lstrip("!")
-            call = f"get_ipython().system({command!r})" if install_names(command) else ""
-            out.append(_statement(indent, run_modules(ln), call))
+            out.append(indent + "pass")  # ?help
     return "\n".join(out)
 
 

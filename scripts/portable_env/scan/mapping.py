@@ -306,6 +306,7 @@ class Layer:
     ambiguous: dict[str, list[str]] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=set)  # generated table only
     renames: dict[str, str] = field(default_factory=dict)  # PyPI -> conda names
+    commands: dict[str, str] = field(default_factory=dict)  # program -> conda package (generated only)
 
     def lookup(self, dotted: str) -> tuple[str, str] | None:
         """Longest dotted prefix of `dotted` in this table: (key, package)."""
@@ -335,6 +336,7 @@ def load_layer(path: Path, name: str, required: bool) -> Layer:
         layer = Layer(name, _table(doc["imports"]), {str(k): [str(x) for x in v] for k, v in amb.items()})
         layer.namespaces = set(doc.get("namespaces") or [])
         layer.renames = {str(k): str(v) for k, v in (doc.get("pypi_renames") or {}).items()}
+        layer.commands = {str(k): str(v) for k, v in (doc.get("commands") or {}).items()}
         return layer
     return Layer(name, _table(doc))
 
@@ -342,10 +344,13 @@ def load_layer(path: Path, name: str, required: bool) -> Layer:
 class Resolver:
     """Maps dotted import names to conda packages through the layers."""
 
-    def __init__(self, layers: list[Layer], namespaces: set[str], renames: dict[str, str]) -> None:
+    def __init__(
+        self, layers: list[Layer], namespaces: set[str], renames: dict[str, str], commands: dict[str, str] | None = None
+    ) -> None:
         self.layers = layers
         self.namespaces = namespaces
         self.renames = renames
+        self.commands = commands or {}
         self._cache: dict[str, tuple[str, str, str]] = {}
         self._packages: dict[str, str] | None = None  # package a table names -> the first such table
 
@@ -367,6 +372,11 @@ class Resolver:
         hit = self.resolve(name)
         known = self.known_packages().get(pypi)
         return (pypi, name, known) if hit[2] == "identity" and known else hit
+
+    def resolve_command(self, program: str) -> tuple[str, str, str]:
+        """resolve() for a program a shell command runs (`kaggle`): the package the
+        generated table names for it (the caller looked it up there)."""
+        return self.commands.get(program, ""), program, "generated"
 
     def parent(self, key: str) -> tuple[str, str, str] | None:
         """The package of the nearest parent of a dotted table key that is a
@@ -449,7 +459,9 @@ class Mapping:
 
     def resolver(self, local_namespaces: set[str]) -> Resolver:
         """A Resolver that also treats the project's namespace folders as namespaces."""
-        return Resolver(self.layers, self.namespaces | local_namespaces, self.generated.renames)
+        return Resolver(
+            self.layers, self.namespaces | local_namespaces, self.generated.renames, self.generated.commands
+        )
 
 
 def load_mapping(

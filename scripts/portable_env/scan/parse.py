@@ -8,22 +8,16 @@ import bisect
 import importlib
 import re
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from portable_env.scan import engines
 from portable_env.scan import guards as g
 from portable_env.scan.evaluate import Evaluator
-from portable_env.scan.magics import (
-    SHELL_CELL_MAGICS,
-    install_names,
-    magic_imports,
-    magic_installs,
-    notebook_cells,
-    run_modules,
-)
+from portable_env.scan.magics import install_names, magic_imports, notebook_cells, run_modules, shell_commands
 
-# Byte strings whose presence makes a file worth scanning for dynamic imports
+# Byte strings whose presence makes a file worth scanning for dynamic imports and commands
 # (calls, so "available(" not "available": the word is common in docstrings;
 # "_import(" not "_import", which every `from __future__ import absolute_import` has).
 DYNAMIC = (
@@ -38,6 +32,9 @@ DYNAMIC = (
     b"import_optional",
     b"run_line_magic",
     b"get_ipython()",
+    b"subprocess",
+    b"system(",
+    b"popen(",
     b"importlib.metadata",
     b"importlib_metadata",
     b"import metadata",
@@ -115,6 +112,7 @@ class Use:
     soft: bool = False  # under a branch on a setting, argument or env var (optional in packages only)
     package: bool = False  # in a module of a package (a folder with __init__.py), scripts too
     dist: bool = False  # a distribution looked up by name (version("x")), not an import
+    command: bool = False  # a program run by a shell command (`!kaggle ...`), not an import
     api: bool = False  # in a top-level package's __init__.py: its functions are the package's own API
     engine: bool = False  # loaded by a library for a call (`df.to_excel()`: openpyxl), not imported
     deep: bool = False  # its module is reached only from public modules deeper than pkg.mod (on demand)
@@ -133,6 +131,7 @@ class Context:
     ev: Evaluator
     stdlib: set[str]
     ns_tops: set[str] = field(default_factory=set)  # namespace packages' top names (google)
+    commands: Collection[str] = frozenset()  # the programs a table knows the package of (kaggle)
 
     def __post_init__(self) -> None:
         alts = b"|".join(re.escape(n.encode()) for n in sorted(self.ns_tops))
@@ -425,6 +424,8 @@ class Scanner:
             if isinstance(n, (ast.Call, ast.List, ast.Tuple)):
                 for mod in self._run_modules(n):
                     self.add(mod, n.lineno, optional)  # [sys.executable, "-m", "x"]: x runs as a program
+            if isinstance(n, ast.Call):
+                self._shell(n, optional)
             if not isinstance(n, ast.Call) or not n.args:
                 continue
             name = g.const_str(n.args[0])
@@ -437,14 +438,6 @@ class Scanner:
                 magic, _, rest = (name, "", line or "") if f == "run_line_magic" else name.lstrip("%").partition(" ")
                 for mod in magic_imports(magic, rest):
                     self.add(mod, n.lineno, optional)  # get_ipython().run_line_magic("load_ext", "x")
-                for dist in magic_installs(magic, rest):
-                    self._add_dist(dist, n.lineno, optional)  # get_ipython().run_line_magic("pip", "install x")
-                continue
-            if f in ("system", "getoutput", "run_cell_magic") and full.startswith("get_ipython()"):
-                if f == "run_cell_magic":  # %%bash cell: its body
-                    name = (g.const_str(n.args[2]) or "") if name in SHELL_CELL_MAGICS and len(n.args) > 2 else ""
-                for dist in install_names(name):
-                    self._add_dist(dist, n.lineno, optional)  # get_ipython().system("pip install x")
                 continue
             if self._dist_lookup(full, f):
                 m = DIST_NAME_RE.match(name.strip())
@@ -507,9 +500,22 @@ class Scanner:
             python = g.dotted(before) == "sys.executable" or PYTHON_RE.fullmatch(g.const_str(before) or "")
             if python and g.MODULE_RE.fullmatch(mod):
                 out.append(mod)
-        if isinstance(n, ast.Call) and g.SHELL_CALL_RE.search(g.dotted(n.func)):
-            out += [m for a in n.args if (text := _command_text(a)) for m in run_modules(text)]
+        if isinstance(n, ast.Call):
+            out += [m for text in g.command_texts(n) for m in run_modules(text)]
         return out
+
+    def _shell(self, n: ast.Call, optional: bool) -> None:
+        """What a shell command the code runs needs (subprocess, os.system, IPython's
+        `!` lines and %%bash cells): the distributions an install command names
+        (`!pip install x`) and the package of each program it runs that a table knows
+        (`!kaggle datasets download ...`: kaggle; `jupyter nbconvert`: nbconvert)."""
+        for text in g.command_texts(n):
+            for dist in install_names(text):
+                self._add_dist(dist, n.lineno, optional)
+            for names in shell_commands(text):
+                cmd = next((c for c in names if c in self.ctx.commands), None)
+                if cmd:
+                    self.uses.append(replace(self._use(cmd, n.lineno, optional), command=True))
 
     def _dist_lookup(self, full: str, f: str) -> bool:
         """Whether a call `full(...)` looks a distribution up by name
@@ -560,20 +566,6 @@ def _module_and_class(items: list[ast.expr]) -> bool:
         return True
     name = g.const_str(second) or ""
     return name[:1].isupper() and name.isidentifier()
-
-
-def _command_text(node: ast.expr) -> str | None:
-    """A command string: a literal, or an f-string with `{sys.executable}`
-    kept as written (run_modules reads it)."""
-    if not isinstance(node, ast.JoinedStr):
-        return g.const_str(node)
-    parts = []
-    for v in node.values:
-        if isinstance(v, ast.Constant) and isinstance(v.value, str):
-            parts.append(v.value)
-        elif isinstance(v, ast.FormattedValue):
-            parts.append("{" + (g.dotted(v.value) or "?") + "}")
-    return "".join(parts)
 
 
 # ---------------------------------------------------------------- files
@@ -768,7 +760,7 @@ def _parse_notebook(rel: str, data: bytes, ctx: Context, dynamic: bool, out: Par
 
 def engine_uses(pending: list[Pending], aliases: dict[str, str], uses: list[Use]) -> list[Use]:
     """The engine-table calls of one file whose library the file imports."""
-    imported = {u.name.split(".")[0] for u in uses if not u.signal and not u.dist}
+    imported = {u.name.split(".")[0] for u in uses if not (u.signal or u.dist or u.command)}
     return [u for hosts, receiver, u in pending if engines.belongs(hosts, receiver, aliases, imported)]
 
 

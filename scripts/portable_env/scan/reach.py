@@ -309,14 +309,14 @@ class _Graph:
         ]
         if eager:
             # a module loaded under a settings branch (`if backend() == "jax":`) loads only when picked
-            targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft)]
+            targets = [u.name for u in m.uses if not (u.typing or u.optional or u.in_function or u.soft or u.command)]
             relative = [r for r in relative if r[3]]
             if strings:
                 targets += named
                 relative = relative + named_relative
         else:
             targets = [t for t in named if soft or t not in m.registry]
-            targets += [u.name for u in m.uses if not u.typing and (soft or not u.soft)]
+            targets += [u.name for u in m.uses if not (u.typing or u.command) and (soft or not u.soft)]
             if not soft:
                 relative = [r for r in relative if r not in m.soft_relative]
             relative = relative + named_relative
