@@ -285,7 +285,7 @@ install() {
   (cd "$DIR" && env_python "$DIR/bin/conda-unpack") \
     || die "bin/conda-unpack failed in $DIR (see above)"
   say "$PROJECT: checking imports: ${IMPORTS:-(none)}"
-  # shellcheck disable=SC2086 # IMPORTS is a list of dotted names
+  # shellcheck disable=SC2086 # IMPORTS is a list of dotted names, dist:<name>, bin/<program>
   out=$(cd "$DIR" && env_python -c "$(probe_source)" "$DIR" $IMPORTS 2>&1) \
     || die "the installed environment does not work:"$'\n'"$out"
   if [ -n "$SMOKE_TEST" ]; then

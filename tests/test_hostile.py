@@ -131,6 +131,8 @@ BAD_SETTINGS = [
     ('exclude: ["$(touch PWNED)"]\n', "is not a package name"),
     ('imports: {"a b": numpy}\n', "'imports'"),
     ('imports: {cv3: "opencv; touch PWNED"}\n', "'imports'"),
+    ('imports: {"bin/../../usr/bin/x": ""}\n', "'imports'"),
+    ('imports: {"dist:x;rm": numpy}\n', "'imports'"),
     ('entry_points: {"../evil": "m:f"}\n', "'entry_points'"),
     ('entry_points: {tool: "/etc/passwd.py"}\n', "'entry_points'"),
     ('entry_points: {tool: "../../x.py"}\n', "'entry_points'"),

@@ -331,6 +331,28 @@ def test_verify_imports_installed_on_demand_and_optional_packages(built: dict[st
     assert "ujson" not in proc.stderr, "an optional package that was not installed is not imported"
 
 
+def test_verify_checks_the_programs_the_code_runs_are_in_bin(built: dict[str, Path], tmp_path: Path) -> None:
+    """A program a notebook runs (`!hello`, deps.yml `bin/hello`) is checked in the
+    unpacked bin/: an entry point rattler wrote from info/link.json and a plain
+    bin/ script pass; a program the package does not install fails, naming it."""
+
+    def verify_with(imports: dict[str, dict[str, list[str]]], work: str) -> subprocess.CompletedProcess:
+        deps, env_file = tmp_path / f"{work}.yml", tmp_path / "environment.yml"
+        deps.write_text(yaml.safe_dump({"required": sorted(imports), "imports": imports}))
+        env_file.write_text(f"channels: [c]\ndependencies: [python={PY}, hello, plain]\n")
+        return script(
+            "verify-pack", str(built["archive"]), "--deps", str(deps), "--env-file", str(env_file),
+            "--workdir", str(tmp_path / work),
+        )  # fmt: skip
+
+    ok = verify_with({"hello": {"bin/hello": ["nb.ipynb[1]:1"]}, "plain": {"bin/plain-tool": ["run.py:3"]}}, "ok")
+    assert ok.returncode == 0, ok.stderr
+    bad = verify_with({"hello": {"bin/hello": ["nb.ipynb[1]:1"], "bin/hello-gui": ["nb.ipynb[2]:1"]}}, "bad")
+    assert bad.returncode == 1, bad.stderr
+    assert "bin/hello-gui: FileNotFoundError: no program hello-gui in" in bad.stderr
+    assert "(package hello)" in bad.stderr and "bin/hello:" not in bad.stderr
+
+
 def test_post_link_scripts_run_at_create_and_a_failing_one_fails_it(
     shaped: dict[str, object], built: dict[str, Path], tmp_path: Path
 ) -> None:

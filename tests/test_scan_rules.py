@@ -995,6 +995,7 @@ def test_a_notebook_that_installs_a_package_needs_it_on_the_target(tmp_path: Pat
     wanted |= {"scikit-learn", "pytorch"}  # PyPI names, as conda names them
     assert wanted <= res.required, wanted - res.required
     assert not wanted & res.unresolved, "a PyPI name a table knows is no guess"
+    assert res.evidence["scikit-learn"] == {"dist:scikit-learn": ["nb.ipynb[1]:1"]}, "verify checks it is installed"
     assert {"python-wget", "rich"} <= res.required, "a handler that installs the module is no fallback"
     assert "seaborn-base" in res.optional
     assert "colab-only-helper" in res.optional and "colab-only-helper" not in res.required
@@ -1026,9 +1027,11 @@ def test_a_program_a_notebook_or_script_runs_needs_its_package(tmp_path: Path) -
     res = scan(proj)
     wanted = {"kaggle", "nbconvert", "tensorboard", "gdown", "papermill"}
     assert wanted <= res.required, wanted - res.required
-    assert res.evidence["nbconvert"] == {"jupyter-nbconvert": ["nb.ipynb[2]:1"]}
+    assert res.evidence["nbconvert"] == {"bin/jupyter-nbconvert": ["nb.ipynb[2]:1"]}, "verify checks bin/ has it"
     assert not {"streamlit", "git", "unzip"} & (res.required | res.optional | res.on_demand)
     assert not res.unresolved
+    own = scan(proj, imports={"bin/gdown": "", "bin/kaggle": "kaggle-cli-fork"})  # the project's own say wins
+    assert "gdown" not in own.required and {"kaggle-cli-fork", "papermill"} <= own.required
 
 
 def test_a_package_imported_late_in_several_modules_is_needed(tmp_path: Path) -> None:

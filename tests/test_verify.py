@@ -92,6 +92,23 @@ def test_the_probe_reports_failed_imports_and_an_unrelocated_prefix() -> None:
     assert probe.problems(result, sys.prefix) == bad.stdout.splitlines()[:1]
 
 
+def test_the_probe_checks_the_programs_and_distributions_the_code_needs(tmp_path: Path) -> None:
+    """deps.yml names programs a shell command runs (bin/kaggle: an executable in
+    ROOT/bin/) and distributions looked up or installed by name (dist:pytest)."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "kaggle").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "kaggle").chmod(0o755)
+    (tmp_path / "bin" / "notes").write_text("not a program\n")
+    result = json.loads(
+        run_probe("--json", str(tmp_path), "bin/kaggle", "bin/notes", "bin/gdown", "bin/..", "dist:pytest",
+                  "dist:no-such-dist-xyz").stdout
+    )
+    assert sorted(result["failed"]) == ["bin/..", "bin/gdown", "bin/notes", "dist:no-such-dist-xyz"]
+    lines = probe.problems(result, str(tmp_path))
+    assert f"  bin/gdown: FileNotFoundError: no program gdown in {tmp_path}/bin" in lines
+    assert any(ln.startswith("  dist:no-such-dist-xyz: ") and "PackageNotFoundError" in ln for ln in lines)
+
+
 def test_pypi_packages_of_the_pip_section_are_imported_too(tmp_path: Path) -> None:
     """Imports mapped to PyPI projects (imports: {x: "pypi:name"}) are
     verified when the environment.yml's pip: section installs them."""

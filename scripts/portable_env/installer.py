@@ -29,12 +29,12 @@ from typing import Any
 from portable_env import formats, probe
 from portable_env.errors import UserError
 from portable_env.files import sha256_of
+from portable_env.settings import IMPORT_RE
 
 TEMPLATE = Path(__file__).resolve().parent.parent.parent / "templates" / "installer.sh"
 MARKER = b"\n__PORTABLE_ENV_PAYLOAD__\n"
 HEADER_DIGITS = 12  # HEADER_SIZE is zero-padded, so filling it in never changes the header's length
 SAFE = re.compile(r"[A-Za-z0-9._+-]*")
-DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 PLACEHOLDER = re.compile(r"@@([A-Z0-9_]+)@@")
 DELIMITERS = ("PORTABLE_ENV_LIST_END", "PORTABLE_ENV_MANIFEST_END", "PORTABLE_ENV_PROBE_END")
 
@@ -107,7 +107,7 @@ def header_for(
 ) -> bytes:
     """The installer's bash header: the template with every value filled in."""
     target = manifest["target"]
-    imports = [n for n in manifest.get("smoke_imports", []) if DOTTED.fullmatch(n)]
+    imports = [n for n in manifest.get("smoke_imports", []) if IMPORT_RE.fullmatch(n)]  # names, dist:x, bin/x
     launchers = [safe(n, "entry point") for n in sorted((manifest.get("code") or {}).get("entry_points") or {})]
     listing = package_list(manifest)
     manifest_json = json.dumps(manifest, indent=2)

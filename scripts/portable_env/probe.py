@@ -3,7 +3,9 @@
 verify-pack and the installer both run this file's source with the
 unpacked environment's own python (``bin/python -c SOURCE ROOT NAME...``;
 make-installer embeds it into the installer), so they check the same way:
-every NAME imports, and ``sys.prefix`` is ROOT (the environment relocated).
+every NAME imports (a ``bin/<program>`` NAME is an executable in ROOT/bin/, a
+``dist:<name>`` NAME an installed distribution: what deps.yml names besides
+imports), and ``sys.prefix`` is ROOT (the environment relocated).
 
 It prints one problem a line and exits 1 when there are any (``--json``: one
 JSON object ``{"prefix", "relocated", "failed"}``, exit 0). Standard library
@@ -27,12 +29,31 @@ def source() -> str:
     return Path(__file__).read_text()
 
 
+def check(root: str, name: str) -> None:
+    """Raise unless `name` works here: an import name imports; `bin/<program>` (a
+    program the code runs) is an executable file in root's bin/; `dist:<name>` (a
+    distribution the code looks up or installs by name) is installed."""
+    if name.startswith("bin/"):
+        program = name[4:]
+        path = os.path.join(root, "bin", program)
+        if "/" in program or program in ("", ".", "..") or not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise FileNotFoundError(f"no program {program} in {os.path.join(root, 'bin')}")
+    elif name.startswith("dist:"):
+        try:
+            from importlib.metadata import distribution
+        except ImportError:  # Python < 3.8
+            from pkg_resources import get_distribution as distribution  # type: ignore[no-redef]
+        distribution(name[5:])
+    else:
+        importlib.import_module(name)
+
+
 def probe(root: str, names: list[str]) -> dict[str, Any]:
-    """Import every name; whether sys.prefix is root; the errors by name."""
+    """Check every name (check); whether sys.prefix is root; the errors by name."""
     failed = {}
     for name in names:
         try:
-            importlib.import_module(name)
+            check(root, name)
         except BaseException as exc:  # anything an import raises is its failure
             failed[name] = traceback.format_exception_only(type(exc), exc)[-1].strip()
     relocated = os.path.realpath(sys.prefix) == os.path.realpath(root)
@@ -41,7 +62,10 @@ def probe(root: str, names: list[str]) -> dict[str, Any]:
 
 def problems(result: dict[str, Any], root: str) -> list[str]:
     """A probe result as one indented line per problem (none: it works)."""
-    lines = [f"  import {name}: {error}" for name, error in result["failed"].items()]
+    lines = [
+        f"  {name if name.startswith(('bin/', 'dist:')) else 'import ' + name}: {error}"
+        for name, error in result["failed"].items()
+    ]
     if not result["relocated"]:
         lines.append(f"  sys.prefix is {result['prefix']}, not {root}: not relocated")
     return lines

@@ -37,7 +37,11 @@ SCHEMA_VERSION = 1
 
 # ---------------------------------------------------------------- value forms
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
-IMPORT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# An `imports:` key: an import name, or what the scan names besides imports: a distribution looked up
+# or installed by name (`dist:scikit-learn`), a program a shell command runs (`bin/kaggle`).
+IMPORT_RE = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*|dist:[a-z0-9]+(-[a-z0-9]+)*|bin/[A-Za-z0-9][A-Za-z0-9._+-]*"
+)
 VERSION_PART = r"\d+(?:\.(?:\d+|\*)){1,2}"
 PYTHON_RE = re.compile(rf"(?:(?:[<>]=?|==?|!=|~=)?{VERSION_PART})(?:,(?:[<>]=?|==?|!=|~=){VERSION_PART})*")
 CHANNEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*")
@@ -150,8 +154,9 @@ def _is_import_target(p: object) -> bool:
 
 def _check_imports(v: Any) -> str | None:
     form = (
-        'import names mapped to conda package names ("" ignores the import, "pypi:<project>" installs a PyPI '
-        'project), e.g. imports: {cv2: opencv, tinylib: "pypi:tinylib"}'
+        "import names (or dist:<distribution>, bin/<program>, as deps.yml names them) mapped to conda package "
+        'names ("" ignores the import, "pypi:<project>" installs a PyPI project), e.g. imports: {cv2: opencv, '
+        'tinylib: "pypi:tinylib", bin/convert: ""}'
     )
     if not isinstance(v, dict):
         return f"'imports' must map {form}"

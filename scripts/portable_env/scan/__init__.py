@@ -266,7 +266,7 @@ def scan(
             ambiguous_used.setdefault(key, (pkg, maps.generated.ambiguous[key], u.where))
         u.key = key
         _add(res, origin, pkg, layer, u)
-        up = resolver.parent(key) if "." in key and layer != "identity" else None
+        up = resolver.parent(key) if "." in key and layer != "identity" and not (u.dist or u.command) else None
         if up and up[0] and up[0] != pkg and canon(up[0]) not in excluded:
             _add(res, origin, up[0], up[2], replace(u, key=up[1]))  # the parent package loads first
     # a guard of a name or submodule in a module that also imports the package
@@ -350,8 +350,9 @@ def _warn(
                 )
     for pkg in sorted(res.unresolved):
         for imp, locs in sorted(res.evidence[pkg].items()):
+            what = f"'{imp}'" if imp.startswith(("dist:", "bin/")) else f"import '{imp}'"  # a distribution, a program
             res.warn(
-                f"import '{imp}' (in {locs[0]}) has no known conda package; assumed "
+                f"{what} (in {locs[0]}) has no known conda package; assumed "
                 f"'{pkg}'. If that's wrong add `imports: {{{imp}: <package>}}` to {settings_file}"
             )
     for key, (pkg, cands, where) in sorted(ambiguous_used.items()):

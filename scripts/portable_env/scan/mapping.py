@@ -361,22 +361,34 @@ class Resolver:
             hit = self._cache[dotted] = self._resolve(dotted)
         return hit
 
+    def _setting(self, key: str) -> str | None:
+        """The project's own `imports:` entry for a key (`bin/kaggle`, `dist:scikit-learn`)."""
+        return self.layers[0].table.get(key) if self.layers and self.layers[0].name == "settings" else None
+
     def resolve_dist(self, name: str) -> tuple[str, str, str]:
         """resolve() for a PyPI distribution, named in import style (`version("scikit-learn")`,
-        `pip install torch`: scikit_learn, torch): its conda name from the rename table
-        (opencv-python: opencv), else as the tables map an import so spelled (torch: pytorch,
-        kaleido: python-kaleido), else a package some table names so (scikit-learn)."""
+        `pip install torch`: scikit_learn, torch), keyed `dist:<name>`: the project's
+        `imports: {dist:<name>: ...}`, its conda name from the rename table (opencv-python:
+        opencv), else as the tables map an import so spelled (torch: pytorch, kaleido:
+        python-kaleido), else a package some table names so (scikit-learn)."""
         pypi = canon(name)
+        key = f"dist:{pypi}"
+        if (own := self._setting(key)) is not None:
+            return own, key, "settings"
         if pypi in self.renames:
-            return self.renames[pypi], name, "renames"
-        hit = self.resolve(name)
+            return self.renames[pypi], key, "renames"
+        pkg, _, layer = self.resolve(name)
         known = self.known_packages().get(pypi)
-        return (pypi, name, known) if hit[2] == "identity" and known else hit
+        return (pypi, key, known) if layer == "identity" and known else (pkg, key, layer)
 
     def resolve_command(self, program: str) -> tuple[str, str, str]:
-        """resolve() for a program a shell command runs (`kaggle`): the package the
-        generated table names for it (the caller looked it up there)."""
-        return self.commands.get(program, ""), program, "generated"
+        """resolve() for a program a shell command runs (`kaggle`), keyed `bin/<program>`:
+        the project's `imports: {bin/<program>: ...}`, else the package the generated
+        table names for it (the scanner looked it up there)."""
+        key = f"bin/{program}"
+        if (own := self._setting(key)) is not None:
+            return own, key, "settings"
+        return self.commands.get(program, ""), key, "generated"
 
     def parent(self, key: str) -> tuple[str, str, str] | None:
         """The package of the nearest parent of a dotted table key that is a
