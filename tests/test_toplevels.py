@@ -177,6 +177,7 @@ def test_a_program_is_the_most_downloaded_project_s_but_the_system_s_and_the_ins
         ("cmake", ["cmake", "ctest"]),
         ("tf-nightly", ["saved_model_cli"]),  # less downloaded: the first project keeps the program
         ("pipx-helper", ["pip3.11", "python3"]),
+        ("some-lint", ["main", "build"]),  # generic words are junk, as such import names are
     ]
     assert importmap.command_packages(rows, {"torch": "pytorch"}) == {
         "tensorboard": "tensorboard",

@@ -28,8 +28,9 @@ The table is built offline from data that installs with the pinned tools
    notebook or script runs (``!kaggle datasets download``: kaggle). The
    project named like a program, else the most downloaded project that
    installs it, is its package; programs the
-   base system has (ls, git, make, cmake, python: SYSTEM_COMMANDS) and those
-   of the installer's own projects (pip, setuptools, wheel) are left out.
+   base system has (ls, git, make, cmake, python: SYSTEM_COMMANDS), generic
+   words (GENERIC: build, main) and the programs of the installer's own
+   projects (pip, setuptools, wheel) are left out.
 
 Cleaning rules (kinds, not single packages):
 
@@ -353,13 +354,15 @@ def choose(
 def command_packages(rows: list[tuple[str, list[str]]], pypi_to_conda: dict[str, str]) -> dict[str, str]:
     """Program -> the conda package of the project named like it, else of the most
     downloaded project that installs it (tensorboard: tensorboard, not the nightly
-    builds ranked above it); not the base system's programs nor the installer's own."""
+    builds ranked above it); not the base system's programs, the installer's own, nor
+    generic words (`build`, `main`: junk, as such import names are)."""
     projects: dict[str, list[str]] = defaultdict(list)
+    left_out = SYSTEM_COMMANDS | GENERIC
     for project, commands in rows:
         if canon(project) in INSTALLER_PROJECTS:
             continue
         for c in commands:
-            if c not in SYSTEM_COMMANDS and not re.fullmatch(r"python[\d.]*|pip[\d.]*", c):
+            if c not in left_out and not re.fullmatch(r"python[\d.]*|pip[\d.]*", c):
                 projects[c].append(canon(project))
     out = {}
     for c, ps in projects.items():
