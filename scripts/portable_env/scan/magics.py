@@ -115,16 +115,21 @@ def _shell_words(line: str) -> list[list[str]]:
     return [ws for ws in out if ws and ws[0] != "<redirected>"]
 
 
+def _simple_commands(command: str) -> Iterator[list[str]]:
+    """The words of each simple command of a shell command (its lines, `\\` continuations joined)."""
+    for line in command.replace("\\\n", " ").splitlines():
+        yield from _shell_words(line)
+
+
 def _installs(command: str) -> Iterator[list[str]]:
     """The arguments of each install command in a shell command (`pip install -q x`: [-q, x])."""
-    for line in command.replace("\\\n", " ").splitlines():
-        if "install" not in line:
-            continue
-        for words in _shell_words(line):
-            for i in range(1, len(words)):
-                if words[i] == "install" and INSTALLERS.fullmatch(words[i - 1].lstrip("!").rsplit("/", 1)[-1]):
-                    yield words[i + 1 :]
-                    break
+    if "install" not in command:
+        return
+    for words in _simple_commands(command):
+        for i in range(1, len(words)):
+            if words[i] == "install" and INSTALLERS.fullmatch(words[i - 1].lstrip("!").rsplit("/", 1)[-1]):
+                yield words[i + 1 :]
+                break
 
 
 def runs_installer(command: str) -> bool:
@@ -157,18 +162,17 @@ def shell_commands(command: str) -> list[list[str]]:
     in order (`jupyter nbconvert x`: [jupyter-nbconvert, jupyter], as jupyter runs its
     subcommands; `sudo -E env X=1 gdown id`: [gdown]). Not a path (`./run.sh`)."""
     out = []
-    for line in command.replace("\\\n", " ").splitlines():
-        for words in _shell_words(line):
-            i, n = 0, len(words)
-            while i < n and (ASSIGNMENT_RE.fullmatch(words[i]) or words[i] in COMMAND_WRAPPERS):
-                i += 1
-                while i < n and words[i - 1] in COMMAND_WRAPPERS and words[i].startswith("-"):
-                    i += 1  # sudo -E, nice -n? (wrapper options without values)
-            prog = words[i].lstrip("!") if i < n else ""
-            if not COMMAND_RE.fullmatch(prog):
-                continue
-            sub = words[i + 1] if i + 1 < n else ""
-            out.append(([f"{prog}-{sub}"] if re.fullmatch(r"[a-z][a-z0-9_-]*", sub) else []) + [prog])
+    for words in _simple_commands(command):
+        i, n = 0, len(words)
+        while i < n and (ASSIGNMENT_RE.fullmatch(words[i]) or words[i] in COMMAND_WRAPPERS):
+            i += 1
+            while i < n and words[i - 1] in COMMAND_WRAPPERS and words[i].startswith("-"):
+                i += 1  # sudo -E, nice -n? (wrapper options without values)
+        prog = words[i].lstrip("!") if i < n else ""
+        if not COMMAND_RE.fullmatch(prog):
+            continue
+        sub = words[i + 1] if i + 1 < n else ""
+        out.append(([f"{prog}-{sub}"] if re.fullmatch(r"[a-z][a-z0-9_-]*", sub) else []) + [prog])
     return out
 
 
