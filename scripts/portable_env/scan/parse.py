@@ -483,9 +483,8 @@ class Scanner:
 
     @staticmethod
     def _run_modules(n: ast.Call | ast.List | ast.Tuple) -> list[str]:
-        """Modules a command runs with `python -m`: `[sys.executable, "-m",
-        "x"]` in a list or call, or a command string given to os.system /
-        subprocess (`"python -m x"`)."""
+        """Modules a command runs with `python -m`, given as words: `[sys.executable,
+        "-m", "x"]` in a list or call (a command string: _shell)."""
         items = n.args if isinstance(n, ast.Call) else n.elts
         out = []
         for i, item in enumerate(items):
@@ -500,16 +499,17 @@ class Scanner:
             python = g.dotted(before) == "sys.executable" or PYTHON_RE.fullmatch(g.const_str(before) or "")
             if python and g.MODULE_RE.fullmatch(mod):
                 out.append(mod)
-        if isinstance(n, ast.Call):
-            out += [m for text in g.command_texts(n) for m in run_modules(text)]
         return out
 
     def _shell(self, n: ast.Call, optional: bool) -> None:
         """What a shell command the code runs needs (subprocess, os.system, IPython's
-        `!` lines and %%bash cells): the distributions an install command names
-        (`!pip install x`) and the package of each program it runs that a table knows
-        (`!kaggle datasets download ...`: kaggle; `jupyter nbconvert`: nbconvert)."""
+        `!` lines and %%bash cells): the modules it runs with `python -m`, the
+        distributions an install command names (`!pip install x`) and the package of
+        each program it runs that a table knows (`!kaggle datasets download ...`:
+        kaggle; `jupyter nbconvert`: nbconvert)."""
         for text in g.command_texts(n):
+            for mod in run_modules(text):
+                self.add(mod, n.lineno, optional)  # os.system("python -m x"), !python -m x: x runs as a program
             for dist in install_names(text):
                 self._add_dist(dist, n.lineno, optional)
             for names in shell_commands(text):
