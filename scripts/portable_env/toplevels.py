@@ -14,6 +14,10 @@ installs at the top of site-packages: packages (folders with ``__init__.py``), m
 dotted path down to the first package (``google/cloud/storage/__init__.py``: google.cloud.storage).
 
 The file: one line per project, in rank order, ``project import import ...``; ``#`` comments.
+
+``--commands`` snapshots, the same way and in the same format, the programs each wheel installs in
+bin/ (its entry points' console_scripts and gui_scripts, its ``.data/scripts/`` files):
+templates/pypi-commands.txt, the source of the generated table's ``commands:`` (``!kaggle ...``).
 """
 
 from __future__ import annotations
