@@ -278,7 +278,7 @@ def fetch_all(
             if imps:
                 out.append((name, imps))
             if i % 500 == 0 or i == len(names):
-                print(f"fetch-top-levels: {i}/{len(names)} projects, {len(out)} with a wheel", file=sys.stderr)
+                print(f"fetch-top-levels: {i}/{len(names)} projects, {len(out)} listed", file=sys.stderr)
     if len(failed) > MAX_FAILED * len(names):
         raise UserError(
             f"{len(failed)} of {len(names)} projects could not be read (first: {failed[0]}); "
