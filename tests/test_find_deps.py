@@ -131,7 +131,7 @@ def test_notebook_code_cells_with_magics_and_shell_lines(tmp_path: Path) -> None
     doc, _ = find_deps(proj)
     # %matplotlib inline imports matplotlib when it runs; !pip install names what the notebook needs
     assert doc["required"] == ["matplotlib-base", "numpy", "pandas", "requests", "scikit-learn"]
-    assert doc["imports"]["requests"] == {"dist:requests": ["analysis.ipynb[2]:1"]}
+    assert doc["imports"]["requests"] == {"install:requests": ["analysis.ipynb[2]:1"]}
     assert doc["imports"]["matplotlib-base"] == {"matplotlib": ["analysis.ipynb[2]:2"]}
     assert doc["imports"]["numpy"] == {"numpy": ["analysis.ipynb[2]:3"]}
     assert doc["imports"]["pandas"] == {"pandas": ["analysis.ipynb[4]:2"]}

@@ -94,14 +94,16 @@ def test_the_probe_reports_failed_imports_and_an_unrelocated_prefix() -> None:
 
 def test_the_probe_checks_the_programs_and_distributions_the_code_needs(tmp_path: Path) -> None:
     """deps.yml names programs a shell command runs (bin/kaggle: an executable in
-    ROOT/bin/) and distributions looked up or installed by name (dist:pytest)."""
+    ROOT/bin/), distributions looked up by name (dist:pytest: installed) and those
+    an install command names (install:opencv-python: conda's opencv carries no such
+    distribution; its imports are what is checked)."""
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "kaggle").write_text("#!/bin/sh\n")
     (tmp_path / "bin" / "kaggle").chmod(0o755)
     (tmp_path / "bin" / "notes").write_text("not a program\n")
     result = json.loads(
         run_probe("--json", str(tmp_path), "bin/kaggle", "bin/notes", "bin/gdown", "bin/..", "dist:pytest",
-                  "dist:no-such-dist-xyz").stdout
+                  "dist:no-such-dist-xyz", "install:opencv-python").stdout
     )
     assert sorted(result["failed"]) == ["bin/..", "bin/gdown", "bin/notes", "dist:no-such-dist-xyz"]
     lines = probe.problems(result, str(tmp_path))

@@ -32,12 +32,16 @@ def source() -> str:
 def check(root: str, name: str) -> None:
     """Raise unless `name` works here: an import name imports; `bin/<program>` (a
     program the code runs) is an executable file in root's bin/; `dist:<name>` (a
-    distribution the code looks up or installs by name) is installed."""
+    distribution the code looks up by name) is installed; `install:<name>` (one an
+    install command names: conda's package of it may carry another distribution
+    name, py-opencv for opencv-python) needs nothing more."""
     if name.startswith("bin/"):
         program = name[4:]
         path = os.path.join(root, "bin", program)
         if "/" in program or program in ("", ".", "..") or not (os.path.isfile(path) and os.access(path, os.X_OK)):
             raise FileNotFoundError(f"no program {program} in {os.path.join(root, 'bin')}")
+    elif name.startswith("install:"):
+        pass  # an install command named it: the package it maps to is there; its imports are checked
     elif name.startswith("dist:"):
         try:
             from importlib.metadata import distribution
@@ -63,7 +67,7 @@ def probe(root: str, names: list[str]) -> dict[str, Any]:
 def problems(result: dict[str, Any], root: str) -> list[str]:
     """A probe result as one indented line per problem (none: it works)."""
     lines = [
-        f"  {name if name.startswith(('bin/', 'dist:')) else 'import ' + name}: {error}"
+        f"  {name if name.startswith(('bin/', 'dist:', 'install:')) else 'import ' + name}: {error}"
         for name, error in result["failed"].items()
     ]
     if not result["relocated"]:

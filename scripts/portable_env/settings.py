@@ -38,9 +38,10 @@ SCHEMA_VERSION = 1
 # ---------------------------------------------------------------- value forms
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 # An `imports:` key: an import name, or what the scan names besides imports: a distribution looked up
-# or installed by name (`dist:scikit-learn`), a program a shell command runs (`bin/kaggle`).
+# (`dist:scikit-learn`) or installed (`install:scikit-learn`) by name, a program a shell command runs
+# (`bin/kaggle`).
 IMPORT_RE = re.compile(
-    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*|dist:[a-z0-9]+(-[a-z0-9]+)*|bin/[A-Za-z0-9][A-Za-z0-9._+-]*"
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*|(dist|install):[a-z0-9]+(-[a-z0-9]+)*|bin/[A-Za-z0-9][A-Za-z0-9._+-]*"
 )
 VERSION_PART = r"\d+(?:\.(?:\d+|\*)){1,2}"
 PYTHON_RE = re.compile(rf"(?:(?:[<>]=?|==?|!=|~=)?{VERSION_PART})(?:,(?:[<>]=?|==?|!=|~=){VERSION_PART})*")

@@ -283,11 +283,11 @@ def scan(
 
 
 def resolve_use(resolver: Resolver, u: Use) -> tuple[str, str, str]:
-    """(package or "", key, layer) of a use: an import, a distribution looked up or
-    installed by name, or a program run by a shell command."""
+    """(package or "", key, layer) of a use: an import, a distribution looked up
+    (dist:x) or installed (install:x) by name, or a program run by a shell command (bin/x)."""
     if u.command:
         return resolver.resolve_command(u.name)
-    return resolver.resolve_dist(u.name) if u.dist else resolver.resolve(u.name)
+    return resolver.resolve_dist(u.name, "install" if u.install else "dist") if u.dist else resolver.resolve(u.name)
 
 
 def unguard_installed_probes(uses: list[Use], resolver: Resolver, local: LocalIndex) -> None:
@@ -350,7 +350,7 @@ def _warn(
                 )
     for pkg in sorted(res.unresolved):
         for imp, locs in sorted(res.evidence[pkg].items()):
-            what = f"'{imp}'" if imp.startswith(("dist:", "bin/")) else f"import '{imp}'"  # a distribution, a program
+            what = f"'{imp}'" if imp.startswith(("dist:", "install:", "bin/")) else f"import '{imp}'"  # not imports
             res.warn(
                 f"{what} (in {locs[0]}) has no known conda package; assumed "
                 f"'{pkg}'. If that's wrong add `imports: {{{imp}: <package>}}` to {settings_file}"

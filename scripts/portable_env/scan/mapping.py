@@ -365,14 +365,15 @@ class Resolver:
         """The project's own `imports:` entry for a key (`bin/kaggle`, `dist:scikit-learn`)."""
         return self.layers[0].table.get(key) if self.layers and self.layers[0].name == "settings" else None
 
-    def resolve_dist(self, name: str) -> tuple[str, str, str]:
+    def resolve_dist(self, name: str, kind: str = "dist") -> tuple[str, str, str]:
         """resolve() for a PyPI distribution, named in import style (`version("scikit-learn")`,
-        `pip install torch`: scikit_learn, torch), keyed `dist:<name>`: the project's
-        `imports: {dist:<name>: ...}`, its conda name from the rename table (opencv-python:
-        opencv), else as the tables map an import so spelled (torch: pytorch, kaleido:
-        python-kaleido), else a package some table names so (scikit-learn)."""
+        `pip install torch`: scikit_learn, torch), keyed `<kind>:<name>` (dist: looked up,
+        install: named by an install command): the project's `imports: {<key>: ...}`, its
+        conda name from the rename table (opencv-python: opencv), else as the tables map an
+        import so spelled (torch: pytorch, kaleido: python-kaleido), else a package some
+        table names so (scikit-learn)."""
         pypi = canon(name)
-        key = f"dist:{pypi}"
+        key = f"{kind}:{pypi}"
         if (own := self._setting(key)) is not None:
             return own, key, "settings"
         if pypi in self.renames:

@@ -113,6 +113,7 @@ class Use:
     package: bool = False  # in a module of a package (a folder with __init__.py), scripts too
     dist: bool = False  # a distribution looked up by name (version("x")), not an import
     command: bool = False  # a program run by a shell command (`!kaggle ...`), not an import
+    install: bool = False  # a distribution an install command names (`!pip install x`; with dist)
     api: bool = False  # in a top-level package's __init__.py: its functions are the package's own API
     engine: bool = False  # loaded by a library for a call (`df.to_excel()`: openpyxl), not imported
     deep: bool = False  # its module is reached only from public modules deeper than pkg.mod (on demand)
@@ -477,9 +478,12 @@ class Scanner:
                 use = replace(self._use(mod, call.lineno, optional), engine=True)
                 self.pending.append((eng.hosts, receiver, use))
 
-    def _add_dist(self, dist: str, line: int, optional: bool) -> None:
-        """Record that the distribution `dist` must be installed (under its import-style name)."""
-        self.add(re.sub(r"[-_.]+", "_", dist).lower(), line, optional, dist=True)
+    def _add_dist(self, dist: str, line: int, optional: bool, install: bool = False) -> None:
+        """Record that the distribution `dist` must be installed (under its import-style name;
+        install: an install command names it, rather than a lookup of its metadata)."""
+        self.uses.append(
+            replace(self._use(re.sub(r"[-_.]+", "_", dist).lower(), line, optional), dist=True, install=install)
+        )
 
     @staticmethod
     def _run_modules(n: ast.Call | ast.List | ast.Tuple) -> list[str]:
@@ -511,7 +515,7 @@ class Scanner:
             for mod in run_modules(text):
                 self.add(mod, n.lineno, optional)  # os.system("python -m x"), !python -m x: x runs as a program
             for dist in install_names(text):
-                self._add_dist(dist, n.lineno, optional)
+                self._add_dist(dist, n.lineno, optional, install=True)
             for names in shell_commands(text):
                 cmd = next((c for c in names if c in self.ctx.commands), None)
                 if cmd:
